@@ -1,0 +1,21 @@
+//! Ferry's SFTP data plane: the SSH server districts connect to.
+//!
+//! Reading order: [`server`] accepts connections and enforces connection
+//! limits; [`session`] is one SSH connection (public-key login looked up in the
+//! store, SFTP-only channels); [`host_keys`] loads or creates the server's
+//! identity; [`protocol`] speaks SFTP v3 on a channel inside a [`jail`];
+//! [`upload`] names the events an upload produces for ingest.
+//!
+//! This crate must never let a client see or touch anything outside its
+//! account's root, and must never log key material.
+
+pub mod algorithms;
+pub mod host_keys;
+pub mod jail;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod upload;
+
+pub use server::{SftpServer, SftpSettings};
+pub use upload::{UploadEvent, UploadFinished, UploadPartial};

@@ -1,0 +1,586 @@
+//! The SSH listener: accepts connections, bounds them, and shuts down cleanly.
+//!
+//! russh serves one connection per task with no limits of its own, so this
+//! module adds what OpenSSH has: a cap on connections that have not logged in
+//! yet (in total and per client address, like `MaxStartups`), a login grace
+//! period (`LoginGraceTime`), a cap on sessions per account (`MaxSessions`),
+//! and a graceful stop that lets transfers finish before closing what is left.
+//! It also owns the stream of upload events: partial uploads are recorded in
+//! the store, and every event is published for ingest.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ferry_store::{Store, UploadState};
+use russh::server::Handle;
+use russh::{Disconnect, MethodKind, MethodSet, SshId};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::host_keys::HostKeys;
+use crate::session::SshSession;
+use crate::upload::UploadEvent;
+
+/// The SFTP server's settings (the `[sftp]` section, plus `data_dir`).
+#[derive(Clone, Debug)]
+pub struct SftpSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Time a client has from connecting to logging in.
+    pub login_grace: Duration,
+    /// Connections not yet logged in, in total.
+    pub max_unauthenticated: usize,
+    /// Connections not yet logged in, from one client address.
+    pub max_unauthenticated_per_address: usize,
+    /// Logged-in sessions one account may hold at once.
+    pub max_sessions_per_account: usize,
+    /// Time given to open sessions to finish after a stop is requested.
+    pub shutdown_grace: Duration,
+    /// A session with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// State every connection of one server shares.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub settings: SftpSettings,
+    pub events: mpsc::UnboundedSender<UploadEvent>,
+    pub sessions: SessionRegistry,
+    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A bound SFTP server, ready to run.
+pub struct SftpServer {
+    listener: TcpListener,
+    config: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedReceiver<UploadEvent>,
+    uploads: broadcast::Sender<UploadEvent>,
+}
+
+impl SftpServer {
+    /// Binds the listener. Fails with the address in the message when the
+    /// port is taken or not allowed.
+    pub async fn bind(
+        settings: SftpSettings,
+        store: Store,
+        host_keys: &HostKeys,
+    ) -> io::Result<SftpServer> {
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot listen on {} for SFTP: {e}; choose a free port with [sftp] listen or FERRY_SFTP__LISTEN",
+                    settings.listen
+                ),
+            )
+        })?;
+        let config = Arc::new(ssh_config(&settings, host_keys));
+        let (tx, events) = mpsc::unbounded_channel();
+        let (uploads, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            store,
+            settings,
+            events: tx,
+            sessions: SessionRegistry::default(),
+            unauthenticated: Mutex::new(HashMap::new()),
+        });
+        Ok(SftpServer {
+            listener,
+            config,
+            shared,
+            events,
+            uploads,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Upload events (finished and partial uploads), for ingest.
+    pub fn subscribe_uploads(&self) -> broadcast::Receiver<UploadEvent> {
+        self.uploads.subscribe()
+    }
+
+    /// Serves until `stop` completes, then stops accepting, gives open
+    /// sessions `shutdown_grace` to finish, and closes the rest. Uploads cut
+    /// off this way are recorded as partial; none is left under its name.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        let SftpServer {
+            listener,
+            config,
+            shared,
+            events,
+            uploads,
+        } = self;
+        let recorder = tokio::spawn(record_upload_events(shared.store.clone(), events, uploads));
+        let revocations = tokio::spawn(end_revoked_sessions(shared.clone()));
+        let (force_close, force_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        if let Some(guard) = ConnectionGuard::admit(&shared, peer.ip()) {
+                            connections.spawn(serve_connection(config.clone(), shared.clone(), stream, peer, guard, force_rx.clone()));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        drop(listener);
+        revocations.abort();
+        let open = connections.len();
+        tracing::info!(open, grace = ?shared.settings.shutdown_grace, "stopping: no new connections; waiting for open sessions");
+        let drained = tokio::time::timeout(shared.settings.shutdown_grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::info!(
+                open = connections.len(),
+                "grace period over: closing the remaining sessions"
+            );
+            let _ = force_close.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                while connections.join_next().await.is_some() {}
+            })
+            .await;
+            connections.abort_all();
+        }
+        drop(shared);
+        let _ = tokio::time::timeout(Duration::from_secs(10), recorder).await;
+        Ok(())
+    }
+}
+
+/// russh's configuration, with its unsafe or slow defaults replaced (see
+/// `../shared/notes/russh.md`).
+fn ssh_config(settings: &SftpSettings, host_keys: &HostKeys) -> russh::server::Config {
+    russh::server::Config {
+        server_id: SshId::Standard(format!("SSH-2.0-Ferry_{}", env!("CARGO_PKG_VERSION")).into()),
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        // OpenSSH probes "none" first; without this every login waits 1 s.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        auth_rejection_time: Duration::from_millis(300),
+        keys: host_keys.private_keys(),
+        max_auth_attempts: 6,
+        inactivity_timeout: Some(settings.idle_timeout),
+        keepalive_interval: Some(Duration::from_secs(60)),
+        nodelay: true,
+        preferred: crate::algorithms::preferred(),
+        ..Default::default()
+    }
+}
+
+/// Runs one connection: SSH handshake and login within the grace period,
+/// then the session until it ends or the server is stopped.
+async fn serve_connection(
+    config: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    guard: ConnectionGuard,
+    mut force_close: watch::Receiver<bool>,
+) {
+    let deadline = Instant::now() + shared.settings.login_grace;
+    let mut authenticated = guard.authenticated_signal();
+    let banner = guard.banner.clone();
+    let handler = SshSession::new(shared.clone(), peer, guard);
+    let stream = BannerTap::new(stream, banner.clone());
+    let session =
+        match tokio::time::timeout_at(deadline, russh::server::run_stream(config, stream, handler))
+            .await
+        {
+            Ok(Ok(session)) => session,
+            Ok(Err(e)) => return log_session_end(peer, &banner, e),
+            Err(_) => {
+                tracing::info!(%peer, "login grace time expired before the SSH handshake");
+                return;
+            }
+        };
+    let handle = session.handle();
+    tokio::pin!(session);
+    let logged_in = tokio::select! {
+        result = &mut session => return finish(peer, &banner, result),
+        logged_in = tokio::time::timeout_at(deadline, async { authenticated.wait_for(|a| *a).await.is_ok() }) => logged_in.unwrap_or(false),
+    };
+    if !logged_in {
+        tracing::info!(%peer, "login grace time expired; disconnecting");
+        disconnect(&handle, "login grace time expired").await;
+    } else {
+        tokio::select! {
+            result = &mut session => return finish(peer, &banner, result),
+            _ = async { force_close.wait_for(|f| *f).await.is_ok() } => disconnect(&handle, "server is shutting down").await,
+        }
+    }
+    let result = tokio::time::timeout(Duration::from_secs(5), &mut session).await;
+    if let Ok(result) = result {
+        finish(peer, &banner, result);
+    }
+}
+
+async fn disconnect(handle: &Handle, why: &str) {
+    let _ = handle
+        .disconnect(Disconnect::ByApplication, why.to_owned(), String::new())
+        .await;
+}
+
+fn finish(peer: SocketAddr, banner: &OnceLock<String>, result: Result<(), russh::Error>) {
+    if let Err(e) = result {
+        log_session_end(peer, banner, e);
+    }
+}
+
+/// Logs why a connection ended badly; a failed algorithm negotiation names
+/// both sides' offers, so an admin can see what the client lacked.
+fn log_session_end(peer: SocketAddr, banner: &OnceLock<String>, error: russh::Error) {
+    let client = banner.get().map(String::as_str).unwrap_or("(no banner)");
+    match &error {
+        russh::Error::NoCommonAlgo { .. } => {
+            tracing::warn!(%peer, client, "algorithm negotiation failed: {error}")
+        }
+        russh::Error::IO(_) | russh::Error::Disconnect | russh::Error::HUP => {
+            tracing::debug!(%peer, client, "connection ended: {error}")
+        }
+        _ => tracing::info!(%peer, client, "connection ended: {error}"),
+    }
+}
+
+/// Records partial uploads and publishes every upload event.
+async fn record_upload_events(
+    store: Store,
+    mut events: mpsc::UnboundedReceiver<UploadEvent>,
+    uploads: broadcast::Sender<UploadEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        match &event {
+            UploadEvent::Finished(f) => {
+                tracing::info!(account = %f.account, path = %f.path, size = f.size, "upload finished")
+            }
+            UploadEvent::Partial(p) => {
+                tracing::info!(account = %p.account, path = %p.path, size = p.size, "upload ended without close: recorded as partial");
+                let size = i64::try_from(p.size).unwrap_or(i64::MAX);
+                if let Err(e) = store
+                    .record_upload(
+                        &p.account,
+                        &p.path,
+                        size,
+                        UploadState::Partial,
+                        Some("the connection ended before the file was closed"),
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record a partial upload");
+                }
+            }
+        }
+        let _ = uploads.send(event);
+    }
+}
+
+/// How often every node checks the store for revoked keys.
+const REVOCATION_POLL: Duration = Duration::from_secs(2);
+
+/// Ends the live sessions whose key was revoked, on whichever node revoked
+/// it: every node polls the shared store, so no cache or message bus is needed.
+async fn end_revoked_sessions(shared: Arc<Shared>) {
+    let mut since = shared.store.now().await.unwrap_or(0);
+    let mut tick = tokio::time::interval(REVOCATION_POLL);
+    loop {
+        tick.tick().await;
+        let now = match shared.store.now().await {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check for revoked keys");
+                continue;
+            }
+        };
+        // A revoking transaction may commit a moment after its timestamp:
+        // look back a little; ending an ended session again is harmless.
+        match shared.store.revoked_since(since - 5_000).await {
+            Ok(revoked) => {
+                for key in revoked {
+                    for handle in shared
+                        .sessions
+                        .sessions_of_key(&key.account, &key.fingerprint)
+                    {
+                        tracing::info!(account = %key.account, fingerprint = %key.fingerprint, "key revoked: ending its session");
+                        disconnect(&handle, "the key this session logged in with was revoked")
+                            .await;
+                    }
+                }
+                since = now;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check for revoked keys"),
+        }
+    }
+}
+
+/// Live logged-in sessions by account: for the per-account cap, and to end
+/// the sessions of a revoked key.
+#[derive(Default)]
+pub(crate) struct SessionRegistry {
+    next_id: AtomicU64,
+    live: Mutex<HashMap<u64, LiveSession>>,
+}
+
+struct LiveSession {
+    account: String,
+    fingerprint: String,
+    handle: Option<Handle>,
+}
+
+impl SessionRegistry {
+    /// Reserves a session slot for `account`, or `None` when it is full.
+    fn reserve(&self, account: &str, fingerprint: &str, max: usize) -> Option<u64> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.values().filter(|s| s.account == account).count() >= max {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        live.insert(
+            id,
+            LiveSession {
+                account: account.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                handle: None,
+            },
+        );
+        Some(id)
+    }
+
+    fn attach(&self, id: u64, handle: Handle) {
+        if let Some(s) = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&id)
+        {
+            s.handle = Some(handle);
+        }
+    }
+
+    fn release(&self, id: u64) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Handles of the live sessions that logged in with this key.
+    pub(crate) fn sessions_of_key(&self, account: &str, fingerprint: &str) -> Vec<Handle> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|s| s.account == account && s.fingerprint == fingerprint)
+            .filter_map(|s| s.handle.clone())
+            .collect()
+    }
+}
+
+/// One admitted connection's claims on the server's limits, released when
+/// the connection ends (the guard lives in the session handler).
+pub(crate) struct ConnectionGuard {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    counted_unauthenticated: bool,
+    session_id: Option<u64>,
+    authenticated: watch::Sender<bool>,
+    pub(crate) banner: Arc<OnceLock<String>>,
+}
+
+impl ConnectionGuard {
+    /// Admits a new connection unless the unauthenticated caps are reached.
+    fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<ConnectionGuard> {
+        let mut counts = shared
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let total: usize = counts.values().sum();
+        let from_ip = counts.get(&ip).copied().unwrap_or(0);
+        if total >= shared.settings.max_unauthenticated
+            || from_ip >= shared.settings.max_unauthenticated_per_address
+        {
+            tracing::warn!(%ip, total, from_ip, "refused a connection: too many connections are waiting to log in");
+            return None;
+        }
+        *counts.entry(ip).or_default() += 1;
+        Some(ConnectionGuard {
+            shared: shared.clone(),
+            ip,
+            counted_unauthenticated: true,
+            session_id: None,
+            authenticated: watch::channel(false).0,
+            banner: Arc::new(OnceLock::new()),
+        })
+    }
+
+    fn authenticated_signal(&self) -> watch::Receiver<bool> {
+        self.authenticated.subscribe()
+    }
+
+    pub(crate) fn client_banner(&self) -> Option<String> {
+        self.banner.get().cloned()
+    }
+
+    /// Takes a session slot for the account; false when it has too many.
+    pub(crate) fn reserve_session(&mut self, account: &str, fingerprint: &str) -> bool {
+        if self.session_id.is_some() {
+            return true;
+        }
+        self.session_id = self.shared.sessions.reserve(
+            account,
+            fingerprint,
+            self.shared.settings.max_sessions_per_account,
+        );
+        self.session_id.is_some()
+    }
+
+    /// Called once the login succeeded: frees the unauthenticated slot and
+    /// makes the session reachable for revocation.
+    pub(crate) fn logged_in(&mut self, handle: Handle) {
+        self.release_unauthenticated();
+        if let Some(id) = self.session_id {
+            self.shared.sessions.attach(id, handle);
+        }
+        let _ = self.authenticated.send(true);
+    }
+
+    fn release_unauthenticated(&mut self) {
+        if !std::mem::take(&mut self.counted_unauthenticated) {
+            return;
+        }
+        let mut counts = self
+            .shared
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.release_unauthenticated();
+        if let Some(id) = self.session_id {
+            self.shared.sessions.release(id);
+        }
+    }
+}
+
+/// Passes a TCP stream through, keeping the client's SSH identification line
+/// (e.g. `SSH-2.0-OpenSSH_9.2p1`) so login attempts can record the client.
+struct BannerTap<S> {
+    inner: S,
+    banner: Arc<OnceLock<String>>,
+    seen: Vec<u8>,
+}
+
+impl<S> BannerTap<S> {
+    fn new(inner: S, banner: Arc<OnceLock<String>>) -> Self {
+        BannerTap {
+            inner,
+            banner,
+            seen: Vec::new(),
+        }
+    }
+
+    fn observe(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' || self.seen.len() >= 255 {
+                let line = String::from_utf8_lossy(&self.seen).trim_end().to_owned();
+                if line.starts_with("SSH-") {
+                    let _ = self.banner.set(line);
+                    self.seen = Vec::new();
+                    return;
+                }
+                self.seen.clear();
+            } else {
+                self.seen.push(b);
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for BannerTap<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if self.banner.get().is_none() {
+            let new = buf.filled()[before..].to_vec();
+            self.observe(&new);
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for BannerTap<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_tap_keeps_the_identification_line() {
+        let banner = Arc::new(OnceLock::new());
+        let mut tap = BannerTap::new((), banner.clone());
+        tap.observe(b"SSH-2.0-Open");
+        tap.observe(b"SSH_9.2p1 Debian\r\n\0\0\0binary");
+        assert_eq!(banner.get().unwrap(), "SSH-2.0-OpenSSH_9.2p1 Debian");
+    }
+}

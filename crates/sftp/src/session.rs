@@ -1,0 +1,325 @@
+//! One SSH connection from a district: login, then SFTP-only channels.
+//!
+//! Authentication is by public key only and is looked up in the store at
+//! every attempt, so every node agrees on which keys work without a cache to
+//! invalidate. Every attempt, accepted or refused, is recorded with its
+//! reason, so an admin can answer "why can't we connect?". After login the
+//! only thing a channel may do is run the `sftp` subsystem: shells and
+//! commands get one explanatory line and are closed, never left hanging.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use ferry_keys::KeyOptions;
+use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, Pty};
+use tokio::sync::mpsc;
+
+use crate::jail::Jail;
+use crate::server::{ConnectionGuard, Shared};
+use crate::upload::UploadEvent;
+
+/// The line a client that asks for a shell or a command gets.
+pub const SFTP_ONLY_MESSAGE: &str =
+    "This account accepts SFTP only. Connect with an SFTP client such as WinSCP or sftp.";
+
+/// The russh handler for one connection.
+pub struct SshSession {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    guard: ConnectionGuard,
+    /// The account, once a key was accepted.
+    account: Option<String>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+}
+
+impl SshSession {
+    pub(crate) fn new(shared: Arc<Shared>, peer: SocketAddr, guard: ConnectionGuard) -> Self {
+        SshSession {
+            shared,
+            peer,
+            guard,
+            account: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    /// Judges one attempt and records it. `verified` is true once russh has
+    /// checked the signature (a real login, not a probe): only then is the
+    /// attempt recorded as accepted and a session slot taken.
+    async fn attempt(
+        &mut self,
+        user: &str,
+        key: &PublicKey,
+        algorithm: &Algorithm,
+        verified: bool,
+    ) -> Result<Auth, russh::Error> {
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let mut verdict = match self.shared.store.login_candidate(user, &fingerprint).await {
+            Ok(lookup) => judge(&lookup, algorithm, self.peer.ip()),
+            Err(e) => {
+                tracing::error!(error = %e, "login lookup failed");
+                Err("the server could not reach its database".to_owned())
+            }
+        };
+        if verdict.is_ok() && !verified {
+            return Ok(Auth::Accept);
+        }
+        if verdict.is_ok() && !self.guard.reserve_session(user, &fingerprint) {
+            verdict = Err(format!(
+                "too many sessions: the account already has {} open; close one or raise [sftp] max_sessions_per_account",
+                self.shared.settings.max_sessions_per_account
+            ));
+        }
+        let (result, reason) = match &verdict {
+            Ok(_) => (AuthResult::Accepted, signature_note(algorithm)),
+            Err(reason) => (AuthResult::Refused, reason.clone()),
+        };
+        self.record(user, &fingerprint, key, result, &reason).await;
+        match verdict {
+            Ok(key_id) => {
+                if let Err(e) = self.shared.store.mark_key_used(key_id).await {
+                    tracing::warn!(error = %e, "could not update the key's last use");
+                }
+                tracing::info!(account = user, peer = %self.peer, %fingerprint, "login accepted");
+                self.account = Some(user.to_owned());
+                Ok(Auth::Accept)
+            }
+            Err(reason) => {
+                tracing::info!(account = user, peer = %self.peer, %fingerprint, %reason, "login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        user: &str,
+        fingerprint: &str,
+        key: &PublicKey,
+        result: AuthResult,
+        reason: &str,
+    ) {
+        let attempt = NewAuthAttempt {
+            account_name: user.to_owned(),
+            client_addr: self.peer.to_string(),
+            client_banner: self.guard.client_banner().unwrap_or_default(),
+            fingerprint: Some(fingerprint.to_owned()),
+            key_type: Some(key.algorithm().as_str().to_owned()),
+            result,
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self.shared.store.record_auth_attempt(&attempt).await {
+            tracing::warn!(error = %e, "could not record the login attempt");
+        }
+    }
+
+    /// Sends the SFTP-only line on stderr, exit status 1, EOF and close.
+    fn refuse_channel(
+        &self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        session.channel_success(channel)?;
+        session.extended_data(channel, 1, format!("{SFTP_ONLY_MESSAGE}\r\n").into_bytes())?;
+        session.exit_status_request(channel, 1)?;
+        session.eof(channel)?;
+        session.close(channel)
+    }
+}
+
+/// The note stored with an accepted login.
+fn signature_note(algorithm: &Algorithm) -> String {
+    if *algorithm == (Algorithm::Rsa { hash: None }) {
+        "accepted with a legacy ssh-rsa (SHA-1) signature (account allows legacy clients)".into()
+    } else {
+        "accepted".into()
+    }
+}
+
+/// The login rules, in the order an admin would check them: the store's
+/// verdict (account, key state, `expiry-time`), then the key's `from=`
+/// option, then the signature algorithm. `Ok` carries the key's id; `Err`
+/// the reason recorded in the auth attempt.
+pub fn judge(lookup: &LoginLookup, algorithm: &Algorithm, addr: IpAddr) -> Result<i64, String> {
+    let verdict = lookup.verdict();
+    let (LoginVerdict::Accepted { key_id }, Some(account), Some(key)) =
+        (verdict, &lookup.account, &lookup.key)
+    else {
+        return Err(verdict.to_string());
+    };
+    let options = KeyOptions::parse(&key.options).unwrap_or_default();
+    if let Some(patterns) = options.from_patterns() {
+        if !ferry_keys::from_allows(patterns, addr) {
+            return Err(format!(
+                "address {addr} is not allowed by the key's from=\"{patterns}\" option"
+            ));
+        }
+    }
+    if *algorithm == (Algorithm::Rsa { hash: None }) && !account.legacy_clients {
+        return Err(format!(
+            "ssh-rsa (SHA-1) signature refused: the client is too old for this account's policy; \
+             update it, or allow legacy clients with `ferry account set {} --legacy-clients on`",
+            account.name
+        ));
+    }
+    Ok(key_id)
+}
+
+impl russh::server::Handler for SshSession {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        self.attempt(user, offer.public_key, offer.algorithm, false)
+            .await
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        self.attempt(user, key.public_key, key.algorithm, true)
+            .await
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        self.guard.logged_in(session.handle());
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let id = channel.id();
+        reply.accept().await;
+        self.channels.insert(id, channel);
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(account), true) = (&self.account, name == "sftp") else {
+            tracing::info!(peer = %self.peer, subsystem = name, "refused subsystem");
+            return session.channel_failure(channel);
+        };
+        let Some(ch) = self.channels.remove(&channel) else {
+            return session.channel_failure(channel);
+        };
+        let jail = match Jail::open(&self.shared.settings.data_dir, account) {
+            Ok(jail) => jail,
+            Err(e) => {
+                tracing::error!(%account, error = %e, "cannot open the account's folder");
+                return session.channel_failure(channel);
+            }
+        };
+        session.channel_success(channel)?;
+        let events: mpsc::UnboundedSender<UploadEvent> = self.shared.events.clone();
+        let handle = session.handle();
+        let account = account.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::protocol::serve(ch.into_stream(), jail, events).await {
+                tracing::info!(%account, error = %e, "sftp session ended with an error");
+            }
+            let _ = handle.exit_status_request(channel, 0).await;
+            let _ = handle.eof(channel).await;
+            let _ = handle.close(channel).await;
+        });
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.peer, "refused a shell");
+        self.channels.remove(&channel);
+        self.refuse_channel(channel, session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let command: String = String::from_utf8_lossy(data).chars().take(80).collect();
+        tracing::info!(peer = %self.peer, %command, "refused a command");
+        self.channels.remove(&channel);
+        self.refuse_channel(channel, session)
+    }
+
+    /// Answered with success (no terminal is allocated) so `ssh -tt` shows
+    /// the SFTP-only line instead of "PTY allocation request failed".
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
+    async fn lookup_dh_gex_group(
+        &mut self,
+        params: &russh::client::GexParams,
+    ) -> Result<Option<russh::kex::dh::groups::DhGroup>, Self::Error> {
+        Ok(crate::algorithms::dh_gex_group(
+            params.min_group_size(),
+            params.preferred_group_size(),
+            params.max_group_size(),
+        ))
+    }
+}

@@ -1,0 +1,90 @@
+//! ferry-store: every read and write of Ferry's database.
+//!
+//! The SFTP server, the web API, ingest and the command line all go through
+//! [`Store`]; none of them writes SQL. The store runs on SQLite (the default:
+//! one file, created on first start) or PostgreSQL (several nodes sharing one
+//! database), chosen by the URL given to [`Store::connect`]. Both use the same
+//! numbered migrations (`migrations/sqlite`, `migrations/postgres`) and the
+//! same queries, through sqlx's `Any` driver.
+//!
+//! Rules every module here keeps:
+//! - Times are unix milliseconds, and "now" is always the database's clock
+//!   ([`Store::now`]), so every node agrees on when a key becomes active.
+//! - Every change to an account or a key writes an audit row in the same
+//!   transaction; audit rows are never updated or deleted.
+//! - Nothing here parses keys or decides policy: that is `ferry-keys`.
+
+mod accounts;
+mod db;
+mod error;
+mod events;
+mod keys;
+mod model;
+mod time;
+mod uploads;
+
+pub use db::Backend;
+pub use error::{Result, StoreError};
+pub use keys::MAX_KEYS_PER_ACCOUNT;
+pub use model::{
+    Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, KeyRecord,
+    KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload, UploadState,
+};
+pub use time::format_timestamp;
+
+use sqlx::AnyPool;
+
+/// Handle to Ferry's database. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database at `url` and returns a store ready for
+    /// [`Store::migrate`].
+    ///
+    /// - `sqlite://PATH` (or `sqlite:PATH`): the file and its folder are
+    ///   created if missing; WAL mode, foreign keys on, 5 s busy timeout.
+    ///   `sqlite::memory:` gives a private in-memory database (tests).
+    /// - `postgres://USER:PASSWORD@HOST:PORT/DB` (or `postgresql://…`).
+    ///
+    /// # Errors
+    /// [`StoreError::UnsupportedUrl`], [`StoreError::CreateDir`] or
+    /// [`StoreError::Connect`], each naming the fix.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let (pool, backend) = db::connect(url).await?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Applies the migrations this build carries that the database lacks.
+    /// Safe to run at every start and from several nodes at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Migrate`] when a migration fails or the database holds a
+    /// migration this build does not know (a newer ferry ran on it).
+    pub async fn migrate(&self) -> Result<()> {
+        db::migrator(self.backend).run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Which database this store talks to.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database's clock, unix milliseconds.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database cannot be reached.
+    pub async fn now(&self) -> Result<i64> {
+        db::now(self.backend, &self.pool).await
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

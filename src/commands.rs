@@ -1,0 +1,439 @@
+//! The administrative subcommands: accounts, keys, host keys, migrations.
+//!
+//! Each prints what it did in words a vendor's operator can act on, and
+//! `--json` where scripts need it. Every change is recorded in the audit log
+//! by the store, with the acting user as `cli:<user>`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Subcommand, ValueEnum};
+use ferry_keys::KeyPolicy;
+use ferry_store::{
+    Actor, AddOutcome, AddStatus, KeyRecord, KeyState, NewKey, Store, format_timestamp,
+};
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Create a district account and its folders (/inbound, /outbound, /archive, /reports).
+    Create {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Accept ssh-rsa (SHA-1) login signatures from old Java exporters (JSch 0.1.x).
+        #[arg(long)]
+        legacy_clients: bool,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse new logins for an account (its files and keys stay).
+    Disable { name: String },
+    /// Allow logins again.
+    Enable { name: String },
+    /// Show recent login attempts: who tried, from where, with which key, and why it was refused.
+    Attempts {
+        name: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an account's settings.
+    Set {
+        name: String,
+        /// Accept ssh-rsa (SHA-1) login signatures (old JSch-based exporters).
+        #[arg(long, value_enum)]
+        legacy_clients: Option<OnOff>,
+        /// How often the account is expected to upload (e.g. 24h), or off.
+        #[arg(long, value_name = "DURATION|off")]
+        expected_every: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Add public keys from a file, or from stdin with "-".
+    Add {
+        account: String,
+        file: String,
+        /// Activate at once instead of after keys.propagation_delay.
+        #[arg(long)]
+        now: bool,
+        /// Replace the account's whole set: keys not listed retire when the new ones activate.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List an account's keys with their state.
+    List {
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key now, by fingerprint (SHA256:…) or id.
+    Revoke { account: String, key: String },
+    /// Parse and judge keys from a file (or stdin with "-"); stores nothing.
+    /// Exits 0 only when at least one key was found and every key was accepted.
+    Inspect {
+        file: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HostKeyCommand {
+    /// Print the host public keys and their fingerprints.
+    Show,
+}
+
+/// The actor recorded in the audit log for command-line changes.
+fn actor() -> Actor {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    Actor::new(format!("cli:{user}"))
+}
+
+/// Opens the store and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+    open_store(config).await?;
+    println!("database is up to date");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    match cmd {
+        AccountCommand::Create {
+            name,
+            display_name,
+            legacy_clients,
+        } => {
+            let account = store
+                .create_account(&name, display_name.as_deref(), legacy_clients, &actor())
+                .await?;
+            let root = ferry_sftp::jail::Jail::create_layout(&config.data_dir, &account.name).with_context(|| {
+                format!("account {name} was created but its folders could not be: check that data_dir is writable")
+            })?;
+            println!("created account {} ({})", account.name, root.display());
+            if legacy_clients {
+                println!(
+                    "legacy clients: ssh-rsa (SHA-1) login signatures are accepted for this account"
+                );
+            }
+            println!("next: ferry key add {} KEYFILE.pub", account.name);
+        }
+        AccountCommand::List { json } => {
+            let accounts = store.accounts().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&accounts)?);
+            } else if accounts.is_empty() {
+                println!("no accounts yet: create one with `ferry account create NAME`");
+            } else {
+                for a in accounts {
+                    println!(
+                        "{}\t{}\t{}{}",
+                        a.name,
+                        if a.enabled { "enabled" } else { "disabled" },
+                        a.display_name.as_deref().unwrap_or(""),
+                        if a.legacy_clients {
+                            "\tlegacy-clients"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        AccountCommand::Disable { name } => {
+            store.set_account_enabled(&name, false, &actor()).await?;
+            println!("account {name} disabled: new logins are refused");
+        }
+        AccountCommand::Enable { name } => {
+            store.set_account_enabled(&name, true, &actor()).await?;
+            println!("account {name} enabled");
+        }
+        AccountCommand::Attempts { name, limit, json } => {
+            let attempts = store.auth_attempts(&name, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&attempts)?);
+            } else if attempts.is_empty() {
+                println!("no login attempts recorded for {name}");
+            } else {
+                for a in attempts {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        format_timestamp(a.at),
+                        a.client_addr,
+                        a.result.as_str(),
+                        a.reason,
+                        a.fingerprint.as_deref().unwrap_or("-"),
+                        a.client_banner
+                    );
+                }
+            }
+        }
+        AccountCommand::Set {
+            name,
+            legacy_clients,
+            expected_every,
+        } => {
+            if legacy_clients.is_none() && expected_every.is_none() {
+                bail!(
+                    "nothing to change: give --legacy-clients on|off or --expected-every DURATION|off"
+                );
+            }
+            if let Some(on) = legacy_clients {
+                let on = matches!(on, OnOff::On);
+                store.set_legacy_clients(&name, on, &actor()).await?;
+                println!(
+                    "account {name}: legacy clients {}",
+                    if on { "on" } else { "off" }
+                );
+            }
+            if let Some(every) = expected_every {
+                let secs = match every.as_str() {
+                    "off" => None,
+                    text => Some(
+                        humantime::parse_duration(text)
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "--expected-every {text:?}: {e}; write it like 24h, or off"
+                                )
+                            })?
+                            .as_secs() as i64,
+                    ),
+                };
+                store.set_expected_every(&name, secs, &actor()).await?;
+                println!("account {name}: expected every {every}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a key file, or stdin for "-".
+fn read_input(file: &str) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .take(ferry_keys::MAX_INPUT_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .context("cannot read keys from standard input")?;
+    } else {
+        let path = Path::new(file);
+        let len = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {file}: check the path"))?
+            .len();
+        if len > ferry_keys::MAX_INPUT_BYTES as u64 {
+            bail!(
+                "{file} is {len} bytes; a key file is at most 1 MiB: give the .pub file, not an archive or a private key"
+            );
+        }
+        bytes = std::fs::read(path).with_context(|| format!("cannot read {file}"))?;
+    }
+    Ok(bytes)
+}
+
+pub async fn key(config: &Config, cmd: KeyCommand) -> anyhow::Result<ExitCode> {
+    let policy = KeyPolicy {
+        min_rsa_bits: config.keys.min_rsa_bits,
+    };
+    if let KeyCommand::Inspect { file, json } = &cmd {
+        return inspect(&read_input(file)?, &policy, *json);
+    }
+    let store = open_store(config).await?;
+    match cmd {
+        KeyCommand::Add {
+            account,
+            file,
+            now,
+            replace,
+        } => {
+            let keys = accepted_keys(&read_input(&file)?, &policy)?;
+            let delay_ms = if now {
+                0
+            } else {
+                i64::try_from(config.keys.propagation_delay.as_millis()).unwrap_or(i64::MAX)
+            };
+            let outcomes = if replace {
+                store
+                    .replace_keys(&account, &keys, delay_ms, &actor())
+                    .await?
+            } else {
+                store.add_keys(&account, &keys, delay_ms, &actor()).await?
+            };
+            for outcome in outcomes {
+                println!("{}", describe_outcome(&outcome));
+            }
+        }
+        KeyCommand::List { account, json } => {
+            let keys = store.keys(&account).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else if keys.is_empty() {
+                println!("{account} has no keys: add one with `ferry key add {account} FILE.pub`");
+            } else {
+                for k in keys {
+                    println!(
+                        "{}\t{}\t{} {}\t{}\t{}",
+                        k.id,
+                        k.fingerprint,
+                        k.key_type,
+                        k.bits,
+                        state_detail(&k),
+                        k.comment
+                    );
+                }
+            }
+        }
+        KeyCommand::Revoke { account, key } => {
+            let revoked = store.revoke_key(&account, &key, &actor()).await?;
+            println!(
+                "revoked {} ({} {}) of {account}: it can no longer log in",
+                revoked.fingerprint, revoked.key_type, revoked.bits
+            );
+        }
+        KeyCommand::Inspect { .. } => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The keys of an input when every one is accepted; otherwise every refusal
+/// is printed and nothing is returned, so nothing is half-applied.
+fn accepted_keys(input: &[u8], policy: &KeyPolicy) -> anyhow::Result<Vec<NewKey>> {
+    let findings = ferry_keys::parse_keys(input, policy)?;
+    let refusals: Vec<String> = findings
+        .iter()
+        .filter_map(|f| f.refusal().map(ToString::to_string))
+        .collect();
+    if !refusals.is_empty() {
+        for refusal in &refusals {
+            eprintln!("{refusal}");
+        }
+        bail!("no key was added: fix or remove the refused key(s) above and run the command again");
+    }
+    Ok(findings.iter().filter_map(NewKey::from_finding).collect())
+}
+
+fn describe_outcome(outcome: &AddOutcome) -> String {
+    let k = &outcome.key;
+    let what = format!(
+        "{} ({} {}{})",
+        k.fingerprint,
+        k.key_type,
+        k.bits,
+        comment_suffix(&k.comment)
+    );
+    match outcome.status {
+        AddStatus::Added => format!("added {what}: {}", state_detail(k)),
+        AddStatus::Unchanged => format!("unchanged {what}: already installed, {}", state_detail(k)),
+        AddStatus::Reinstated => format!("kept {what}: no longer retiring"),
+        AddStatus::Retiring => format!("retiring {what}: {}", state_detail(k)),
+    }
+}
+
+fn comment_suffix(comment: &str) -> String {
+    if comment.is_empty() {
+        String::new()
+    } else {
+        format!(", {comment}")
+    }
+}
+
+/// The state in words, with the time that matters for it.
+fn state_detail(k: &KeyRecord) -> String {
+    match k.state {
+        KeyState::Pending => format!("pending, active from {}", format_timestamp(k.effective_at)),
+        KeyState::Active => "active".to_owned(),
+        KeyState::Retiring => match k.retire_at {
+            Some(at) => format!("retiring at {}", format_timestamp(at)),
+            None => "retiring".to_owned(),
+        },
+        KeyState::Revoked => match k.revoked_at {
+            Some(at) => format!("revoked at {}", format_timestamp(at)),
+            None => "revoked".to_owned(),
+        },
+        KeyState::Expired => "expired".to_owned(),
+    }
+}
+
+/// `ferry key inspect`: parse and judge, store nothing.
+fn inspect(input: &[u8], policy: &KeyPolicy, json: bool) -> anyhow::Result<ExitCode> {
+    let findings = match ferry_keys::parse_keys(input, policy) {
+        Ok(findings) => findings,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "keys": [], "error": e.to_string() })
+                );
+            }
+            eprintln!("ferry: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "keys": findings }))?
+        );
+    } else {
+        for f in &findings {
+            match (f.accepted_key(), f.refusal()) {
+                (Some(k), _) => println!(
+                    "line {}: accepted {} {} {}{}",
+                    f.line,
+                    k.bits,
+                    k.fingerprint,
+                    k.key_type,
+                    comment_suffix(&f.comment)
+                ),
+                (None, Some(r)) => println!("{r}"),
+                (None, None) => {}
+            }
+        }
+    }
+    let all_accepted = !findings.is_empty() && findings.iter().all(|f| f.is_accepted());
+    Ok(if all_accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub async fn authorized_keys(config: &Config, account: &str) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    for key in store.active_keys(account).await? {
+        println!("{}", key.authorized_keys_line());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn host_key(config: &Config, cmd: HostKeyCommand) -> anyhow::Result<ExitCode> {
+    let HostKeyCommand::Show = cmd;
+    let keys = ferry_sftp::host_keys::HostKeys::load_or_create(&config.data_dir)?;
+    for key in keys.public_keys() {
+        println!("{}\t{}", key.fingerprint, key.openssh);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,78 @@
+//! `ferry`: the command line, and the edge where errors become messages.
+//!
+//! Every subcommand is a few lines that load the configuration, open the
+//! store and call one crate. Errors leave here as one line that names the
+//! problem and the fix (anyhow at the edge, thiserror in the crates).
+
+mod commands;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Ferry: an SFTP server for school districts' nightly files"
+)]
+struct Cli {
+    /// Configuration file (else $FERRY_CONFIG, else config/ferry.toml when present, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the SFTP server (and, once built, the web and ingest) until SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage district accounts.
+    #[command(subcommand)]
+    Account(commands::AccountCommand),
+    /// Manage an account's public keys.
+    #[command(subcommand)]
+    Key(commands::KeyCommand),
+    /// Print an account's active keys in OpenSSH authorized_keys format.
+    AuthorizedKeys { account: String },
+    /// Show the server's host keys.
+    #[command(subcommand)]
+    HostKey(commands::HostKeyCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve::serve(config)
+            .await
+            .map(|_| std::process::ExitCode::SUCCESS),
+        Command::Migrate => commands::migrate(&config).await,
+        Command::Account(cmd) => commands::account(&config, cmd).await,
+        Command::Key(cmd) => commands::key(&config, cmd).await,
+        Command::AuthorizedKeys { account } => commands::authorized_keys(&config, &account).await,
+        Command::HostKey(cmd) => commands::host_key(&config, cmd),
+    }
+}
