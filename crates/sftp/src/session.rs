@@ -152,12 +152,13 @@ pub fn judge(lookup: &LoginLookup, algorithm: &Algorithm, addr: IpAddr) -> Resul
         return Err(verdict.to_string());
     };
     let options = KeyOptions::parse(&key.options).unwrap_or_default();
-    if let Some(patterns) = options.from_patterns() {
-        if !ferry_keys::from_allows(patterns, addr) {
-            return Err(format!(
-                "address {addr} is not allowed by the key's from=\"{patterns}\" option"
-            ));
-        }
+    if let Some(patterns) = options
+        .from_patterns()
+        .filter(|patterns| !ferry_keys::from_allows(patterns, addr))
+    {
+        return Err(format!(
+            "address {addr} is not allowed by the key's from=\"{patterns}\" option"
+        ));
     }
     if *algorithm == (Algorithm::Rsa { hash: None }) && !account.legacy_clients {
         return Err(format!(
