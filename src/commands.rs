@@ -259,7 +259,7 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> anyhow::Result<ExitCode> {
         min_rsa_bits: config.keys.min_rsa_bits,
     };
     if let KeyCommand::Inspect { file, json } = &cmd {
-        return inspect(&read_input(file)?, &policy, *json);
+        return inspect(file, &policy, *json);
     }
     let store = open_store(config).await?;
     match cmd {
@@ -378,8 +378,9 @@ fn state_detail(k: &KeyRecord) -> String {
 }
 
 /// `ferry key inspect`: parse and judge, store nothing.
-fn inspect(input: &[u8], policy: &KeyPolicy, json: bool) -> anyhow::Result<ExitCode> {
-    let findings = match ferry_keys::parse_keys(input, policy) {
+fn inspect(file: &str, policy: &KeyPolicy, json: bool) -> anyhow::Result<ExitCode> {
+    let parsed = read_input(file).and_then(|input| Ok(ferry_keys::parse_keys(&input, policy)?));
+    let findings = match parsed {
         Ok(findings) => findings,
         Err(e) => {
             if json {
