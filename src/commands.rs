@@ -84,6 +84,10 @@ pub enum KeyCommand {
     },
     /// Revoke a key now, by fingerprint (SHA256:…) or id.
     Revoke { account: String, key: String },
+    /// Cancel a pending key (before it activates): it is removed.
+    Cancel { account: String, key: String },
+    /// Activate a pending key now instead of after the propagation delay.
+    Activate { account: String, key: String },
     /// Parse and judge keys from a file (or stdin with "-"); stores nothing.
     /// Exits 0 only when at least one key was found and every key was accepted.
     Inspect {
@@ -99,12 +103,32 @@ pub enum HostKeyCommand {
     Show,
 }
 
-/// The actor recorded in the audit log for command-line changes.
+/// The actor recorded in the audit log for command-line changes: the
+/// invoking user (through sudo, the user who ran sudo).
 fn actor() -> Actor {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(user_of_this_process);
     Actor::new(format!("cli:{user}"))
+}
+
+/// The name of this process's user from /etc/passwd, else `uid-N`.
+fn user_of_this_process() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".to_owned();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid-{uid}"))
 }
 
 /// Opens the store and applies pending migrations.
@@ -294,13 +318,19 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 println!("{account} has no keys: add one with `ferry key add {account} FILE.pub`");
             } else {
                 for k in keys {
+                    let last_used = k.last_used_at.map_or("never used".to_owned(), |at| {
+                        format!("last used {}", format_timestamp(at))
+                    });
                     println!(
-                        "{}\t{}\t{} {}\t{}\t{}",
+                        "{}\t{}\t{} {}\t{}\t{}\tadded by {}\t{}\t{}",
                         k.id,
                         k.fingerprint,
                         k.key_type,
                         k.bits,
                         state_detail(&k),
+                        last_used,
+                        k.added_by,
+                        k.options,
                         k.comment
                     );
                 }
@@ -311,6 +341,21 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             println!(
                 "revoked {} ({} {}) of {account}: it can no longer log in",
                 revoked.fingerprint, revoked.key_type, revoked.bits
+            );
+        }
+        KeyCommand::Cancel { account, key } => {
+            let cancelled = store.cancel_pending_key(&account, &key, &actor()).await?;
+            println!(
+                "cancelled pending key {} of {account}: it was removed",
+                cancelled.fingerprint
+            );
+        }
+        KeyCommand::Activate { account, key } => {
+            let activated = store.activate_key(&account, &key, &actor()).await?;
+            println!(
+                "{} of {account}: {}",
+                activated.fingerprint,
+                state_detail(&activated)
             );
         }
         KeyCommand::Inspect { .. } => unreachable!("handled above"),
