@@ -60,6 +60,10 @@ pub(crate) struct Shared {
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
 }
 
+/// Temporary upload files untouched this long are leftovers of a crash. An
+/// upload in progress on any node sharing `data_dir` keeps its file fresh.
+const ABANDONED_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// A bound SFTP server, ready to run.
 pub struct SftpServer {
     listener: TcpListener,
@@ -86,6 +90,14 @@ impl SftpServer {
                 ),
             )
         })?;
+        match crate::upload::sweep_abandoned_uploads(&settings.data_dir, ABANDONED_UPLOAD_AGE) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                removed = n,
+                "removed temporary files of uploads abandoned before the last stop"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep abandoned upload files"),
+        }
         let config = Arc::new(ssh_config(&settings, host_keys));
         let (tx, events) = mpsc::unbounded_channel();
         let (uploads, _) = broadcast::channel(1024);

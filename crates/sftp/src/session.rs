@@ -233,8 +233,12 @@ impl russh::server::Handler for SshSession {
         let handle = session.handle();
         let account = account.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::protocol::serve(ch.into_stream(), jail, events).await {
-                tracing::info!(%account, error = %e, "sftp session ended with an error");
+            match crate::protocol::serve(ch.into_stream(), jail, events).await {
+                // Protocol violations were already logged once, at warn.
+                Err(e) if !e.is_client_violation() => {
+                    tracing::info!(%account, error = %e, "sftp session ended with an error")
+                }
+                _ => {}
             }
             let _ = handle.exit_status_request(channel, 0).await;
             let _ = handle.eof(channel).await;
