@@ -4,7 +4,9 @@
 //! pays every storage latency serially (measured ~9× slower with 1 ms of
 //! storage latency). So:
 //! - READ and WRITE on open handles run concurrently, up to
-//!   [`MAX_IN_FLIGHT`], as pread/pwrite on the blocking pool;
+//!   [`MAX_IN_FLIGHT`], as pread/pwrite on the blocking pool — once storage
+//!   has shown latency ([`SLOW_STORAGE`]); until then each runs inline on the
+//!   session's task, which on local disks is cheaper than the thread hop;
 //! - every other request is a barrier: it waits for the data requests in
 //!   flight to finish, then runs alone, so per-file order (CLOSE after its
 //!   WRITEs, RENAME after CLOSE) always holds. A READ/WRITE that overlaps a
@@ -25,6 +27,8 @@
 //!
 //! The loop never blocks a runtime thread on file I/O that can take long.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
@@ -44,6 +48,9 @@ use super::worker::Worker;
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Most READ/WRITE payload bytes in flight at once.
 pub const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
+/// A data request slower than this means storage with latency (a network
+/// file system, a busy disk): from then on data requests overlap.
+pub const SLOW_STORAGE: Duration = Duration::from_millis(2);
 /// Encoded replies waiting for the writer task.
 pub const REPLY_QUEUE: usize = 16;
 
@@ -94,6 +101,8 @@ pub struct Pipeline {
     running: JoinSet<Bytes>,
     in_flight: Vec<InFlight>,
     in_flight_bytes: u64,
+    /// Set once a data request took longer than [`SLOW_STORAGE`].
+    storage_is_slow: bool,
     replies: mpsc::Sender<Bytes>,
 }
 
@@ -104,6 +113,7 @@ impl Pipeline {
             running: JoinSet::new(),
             in_flight: Vec::new(),
             in_flight_bytes: 0,
+            storage_is_slow: false,
             replies,
         }
     }
@@ -209,10 +219,28 @@ impl Pipeline {
         {
             self.drain().await?;
         }
+        if !self.storage_is_slow && self.running.is_empty() {
+            return self.run_inline(id, job).await;
+        }
         let task = self.running.spawn_blocking(move || job.run(id)).id();
         self.in_flight_bytes += span.len();
         self.in_flight.push(InFlight { task, span });
         Ok(())
+    }
+
+    /// Runs a data request on the session's task. On local storage a pread or
+    /// pwrite into the page cache takes microseconds, less than a hop to the
+    /// blocking pool and back; the first one that takes longer than
+    /// [`SLOW_STORAGE`] sends the rest of the session's data requests to the
+    /// pool, where they overlap.
+    async fn run_inline(&mut self, id: u32, job: DataJob) -> Result<(), ProtocolError> {
+        let started = Instant::now();
+        let reply = job.run(id);
+        if started.elapsed() > SLOW_STORAGE {
+            tracing::debug!(took = ?started.elapsed(), "slow storage: data requests go to the blocking pool");
+            self.storage_is_slow = true;
+        }
+        self.send(reply).await
     }
 
     /// True while another data request may start.
