@@ -63,34 +63,13 @@ fn compile_client(out: &Path) {
 
 /// An RSA-3072 key in the PEM (PKCS#1) format JSch 0.1.x reads.
 fn new_rsa_pem_key(env: &Env, label: &str) -> ClientKey {
-    let private = env.root().join("keys").join(label);
-    std::fs::create_dir_all(private.parent().unwrap()).unwrap();
-    let mut cmd = Command::new("ssh-keygen");
-    cmd.args(["-q", "-t", "rsa", "-b", "3072", "-m", "PEM", "-N", ""])
-        .args(["-C", &format!("ferry-test-{label}"), "-f"])
-        .arg(&private);
-    run(cmd, None, Duration::from_secs(60)).assert_success();
-    let pem = std::fs::read_to_string(&private).expect("read private key");
+    let key = env.new_key_of_type(label, &["-t", "rsa", "-b", "3072", "-m", "PEM"]);
+    let pem = std::fs::read_to_string(&key.private).expect("read private key");
     assert!(
         pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
         "ssh-keygen -m PEM did not write a PKCS#1 PEM key"
     );
-    let public = PathBuf::from(format!("{}.pub", private.display()));
-    let mut cmd = Command::new("ssh-keygen");
-    cmd.arg("-lf").arg(&public);
-    let r = run(cmd, None, Duration::from_secs(30));
-    r.assert_success();
-    let fingerprint = r
-        .stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("SHA256:"))
-        .expect("ssh-keygen -lf prints a SHA256 fingerprint")
-        .to_string();
-    ClientKey {
-        private,
-        public,
-        fingerprint,
-    }
+    key
 }
 
 /// A known_hosts file holding only `key` ("type base64") for the server.

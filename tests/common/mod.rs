@@ -656,21 +656,20 @@ impl Env {
 
     /// A new ed25519 key pair (ssh-keygen), not installed anywhere.
     pub fn new_key(&self, label: &str) -> ClientKey {
+        self.new_key_of_type(label, &["-t", "ed25519"])
+    }
+
+    /// A new key pair made by `ssh-keygen` with `type_args` (e.g. `-t rsa
+    /// -b 3072 -m PEM`), not installed anywhere.
+    pub fn new_key_of_type(&self, label: &str, type_args: &[&str]) -> ClientKey {
         let private = self.root().join("keys").join(label);
         std::fs::create_dir_all(private.parent().unwrap()).unwrap();
         let mut cmd = Command::new("ssh-keygen");
-        cmd.args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            &format!("ferry-test-{label}"),
-            "-f",
-        ])
-        .arg(&private);
-        run(cmd, None, Duration::from_secs(30)).assert_success();
+        cmd.arg("-q")
+            .args(type_args)
+            .args(["-N", "", "-C", &format!("ferry-test-{label}"), "-f"])
+            .arg(&private);
+        run(cmd, None, Duration::from_secs(60)).assert_success();
         let public = PathBuf::from(format!("{}.pub", private.display()));
         let mut cmd = Command::new("ssh-keygen");
         cmd.arg("-lf").arg(&public);
