@@ -149,3 +149,40 @@ fn sessions_per_account_are_capped_and_the_refusal_recorded() {
         let _again = login(server.port, ACCOUNT, &key.private).await;
     });
 }
+
+#[test]
+fn channels_per_connection_are_capped_and_freed_when_closed() {
+    if !require(&[SSH_KEYGEN]) {
+        return;
+    }
+    let env = Env::new();
+    env.create_account(ACCOUNT);
+    let key = env.new_key(ACCOUNT);
+    env.install_key(ACCOUNT, &key);
+    let server = env.start();
+    block_on(Duration::from_secs(90), async {
+        let handle = login(server.port, ACCOUNT, &key.private).await;
+        let mut open = Vec::new();
+        for n in 0..10 {
+            let channel = handle.channel_open_session().await;
+            open.push(channel.unwrap_or_else(|e| panic!("channel {n} of 10 refused: {e}")));
+        }
+        assert!(
+            handle.channel_open_session().await.is_err(),
+            "an 11th session channel on one connection must be refused"
+        );
+        let first = open.remove(0);
+        first.close().await.expect("close a channel");
+        let reopened = async {
+            loop {
+                if handle.channel_open_session().await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), reopened)
+            .await
+            .expect("closing a channel frees its place");
+    });
+}

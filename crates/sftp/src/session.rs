@@ -15,12 +15,16 @@ use ferry_keys::KeyOptions;
 use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt};
 use russh::keys::{Algorithm, HashAlg, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, Pty};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
 use tokio::sync::mpsc;
 
 use crate::jail::Jail;
 use crate::server::{ConnectionGuard, Shared};
 use crate::upload::UploadEvent;
+
+/// Session channels one connection may hold open at once (OpenSSH's
+/// MaxSessions default): each SFTP channel holds up to 8 MiB in flight.
+pub const MAX_CHANNELS_PER_CONNECTION: usize = 10;
 
 /// The line a client that asks for a shell or a command gets.
 pub const SFTP_ONLY_MESSAGE: &str =
@@ -33,7 +37,10 @@ pub struct SshSession {
     guard: ConnectionGuard,
     /// The account, once a key was accepted.
     account: Option<String>,
+    /// Channels opened but not yet given a subsystem.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Session channels open on this connection (OpenSSH's MaxSessions).
+    open_channels: usize,
 }
 
 impl SshSession {
@@ -44,6 +51,7 @@ impl SshSession {
             guard,
             account: None,
             channels: HashMap::new(),
+            open_channels: 0,
         }
     }
 
@@ -202,8 +210,14 @@ impl russh::server::Handler for SshSession {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.open_channels >= MAX_CHANNELS_PER_CONNECTION {
+            tracing::info!(peer = %self.peer, "refused a channel: {MAX_CHANNELS_PER_CONNECTION} already open on this connection");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
         let id = channel.id();
         reply.accept().await;
+        self.open_channels += 1;
         self.channels.insert(id, channel);
         Ok(())
     }
@@ -314,6 +328,7 @@ impl russh::server::Handler for SshSession {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
+        self.open_channels = self.open_channels.saturating_sub(1);
         Ok(())
     }
 
