@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use ferry_keys::KeyPolicy;
 use ferry_store::{
-    Actor, AddOutcome, AddStatus, KeyRecord, KeyState, NewKey, Store, format_timestamp,
+    Actor, AddOutcome, AddStatus, KeyRecord, KeyState, NewKey, Role, Store, format_timestamp,
 };
 
 use crate::config::Config;
@@ -95,6 +95,47 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin user of the admin web; the password is read from standard input.
+    Create {
+        username: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The account a district admin is bound to (required for district-admin).
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it (shown only this once; only its hash is stored).
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The account a district token is bound to (required for district-admin).
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+/// `--role`: vendor-admin (every account) or district-admin (one account).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    VendorAdmin,
+    DistrictAdmin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::VendorAdmin => Role::VendorAdmin,
+            RoleArg::DistrictAdmin => Role::DistrictAdmin,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -481,5 +522,62 @@ pub fn host_key(config: &Config, cmd: HostKeyCommand) -> anyhow::Result<ExitCode
     for key in keys.public_keys() {
         println!("{}\t{}", key.fingerprint, key.openssh);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let AdminCommand::Create {
+        username,
+        role,
+        account,
+    } = cmd;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
+    let password = input.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        bail!(
+            "no password on standard input: pipe it in, for example `printf '%s\\n' \"$PASSWORD\" | ferry admin create {username} --role …`"
+        );
+    }
+    let store = open_store(config).await?;
+    let admin = store
+        .create_admin(
+            &username,
+            password,
+            role.into(),
+            account.as_deref(),
+            &actor(),
+        )
+        .await?;
+    match &admin.account {
+        Some(account) => println!(
+            "created admin {} ({}, account {account})",
+            admin.username, admin.role
+        ),
+        None => println!("created admin {} ({})", admin.username, admin.role),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
+    let TokenCommand::Create { role, account } = cmd;
+    let store = open_store(config).await?;
+    let (token, secret) = store
+        .create_api_token(role.into(), account.as_deref(), &actor())
+        .await?;
+    eprintln!(
+        "created API token {} ({}{}); it is shown only this once, store it now:",
+        token.id,
+        token.role,
+        token
+            .account
+            .as_deref()
+            .map(|a| format!(", account {a}"))
+            .unwrap_or_default()
+    );
+    println!("{secret}");
     Ok(ExitCode::SUCCESS)
 }

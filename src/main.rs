@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the SFTP server (and, once built, the web and ingest) until SIGTERM or Ctrl-C.
+    /// Run the SFTP server and the admin web API (and, once built, ingest) until SIGTERM or Ctrl-C.
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -43,6 +43,12 @@ enum Command {
     /// Show the server's host keys.
     #[command(subcommand)]
     HostKey(commands::HostKeyCommand),
+    /// Manage admin users of the admin web.
+    #[command(subcommand)]
+    Admin(commands::AdminCommand),
+    /// Manage API tokens (`Authorization: Bearer …` for the JSON API).
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,5 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Key(cmd) => commands::key(&config, cmd).await,
         Command::AuthorizedKeys { account } => commands::authorized_keys(&config, &account).await,
         Command::HostKey(cmd) => commands::host_key(&config, cmd),
+        Command::Admin(cmd) => commands::admin(&config, cmd).await,
+        Command::Token(cmd) => commands::token(&config, cmd).await,
     }
 }

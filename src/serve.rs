@@ -14,17 +14,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         format!("cannot create data_dir {}: choose a writable directory with data_dir or FERRY_DATA_DIR", config.data_dir.display())
     })?;
     let store = crate::commands::open_store(&config).await?;
-    if config.web.enabled {
-        tracing::warn!(listen = %config.web.listen, "the admin web is not part of this build yet; [web] is ignored (manage keys with `ferry key`)");
-    }
     if config.ingest.enabled {
         tracing::warn!(
             "ingest is not part of this build yet; finished uploads are logged and stay in /inbound"
         );
     }
-    if !config.sftp.enabled {
+    if !config.sftp.enabled && !config.web.enabled {
         tracing::warn!(
-            "[sftp] enabled = false and nothing else is available yet: waiting for a stop signal"
+            "[sftp] and [web] are both disabled and nothing else is available yet: waiting for a stop signal"
         );
         shutdown_signal().await;
         return Ok(());
@@ -33,20 +30,92 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for key in host_keys.public_keys() {
         tracing::info!(algorithm = %key.algorithm, fingerprint = %key.fingerprint, "host key");
     }
-    let settings = SftpSettings {
-        listen: config.sftp.listen,
-        data_dir: config.data_dir.clone(),
-        login_grace: config.sftp.login_grace,
-        max_unauthenticated: config.sftp.max_unauthenticated,
-        max_unauthenticated_per_address: config.sftp.max_unauthenticated_per_address,
-        max_sessions_per_account: config.sftp.max_sessions_per_account,
-        shutdown_grace: config.sftp.shutdown_grace,
-        idle_timeout: config.sftp.idle_timeout,
+
+    // One stop signal for every job.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
-    let server = SftpServer::bind(settings, store, &host_keys).await?;
-    let addr = server.local_addr()?;
-    tracing::info!("sftp listening on {addr}");
-    server.run(shutdown_signal()).await?;
+
+    let sftp = if config.sftp.enabled {
+        let settings = SftpSettings {
+            listen: config.sftp.listen,
+            data_dir: config.data_dir.clone(),
+            login_grace: config.sftp.login_grace,
+            max_unauthenticated: config.sftp.max_unauthenticated,
+            max_unauthenticated_per_address: config.sftp.max_unauthenticated_per_address,
+            max_sessions_per_account: config.sftp.max_sessions_per_account,
+            shutdown_grace: config.sftp.shutdown_grace,
+            idle_timeout: config.sftp.idle_timeout,
+        };
+        let server = SftpServer::bind(settings, store.clone(), &host_keys).await?;
+        let addr = server.local_addr()?;
+        tracing::info!("sftp listening on {addr}");
+        Some((server, addr))
+    } else {
+        tracing::warn!("[sftp] enabled = false: only the admin web runs");
+        None
+    };
+
+    let web = if config.web.enabled {
+        let listener = tokio::net::TcpListener::bind(config.web.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on web.listen = {}: choose a free address and port in [web] listen (or FERRY_WEB__LISTEN)",
+                    config.web.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let sftp_addr = sftp.as_ref().map_or(config.sftp.listen, |(_, addr)| *addr);
+        let web_config = ferry_web::WebConfig {
+            store: store.clone(),
+            host_keys: host_keys
+                .public_keys()
+                .into_iter()
+                .map(|key| ferry_web::HostKey {
+                    algorithm: key.algorithm,
+                    fingerprint: key.fingerprint,
+                    openssh: key.openssh,
+                })
+                .collect(),
+            sftp_host: if sftp_addr.ip().is_unspecified() {
+                String::new()
+            } else {
+                sftp_addr.ip().to_string()
+            },
+            sftp_port: sftp_addr.port(),
+            propagation_delay_ms: i64::try_from(config.keys.propagation_delay.as_millis())
+                .unwrap_or(i64::MAX),
+            key_policy: ferry_keys::KeyPolicy {
+                min_rsa_bits: config.keys.min_rsa_bits,
+            },
+        };
+        tracing::info!("web listening on {addr}");
+        Some(tokio::spawn(ferry_web::serve(
+            listener,
+            web_config,
+            stopped(),
+        )))
+    } else {
+        None
+    };
+
+    if let Some((server, _)) = sftp {
+        server.run(stopped()).await?;
+    }
+    if let Some(web) = web {
+        web.await
+            .context("the admin web stopped unexpectedly")?
+            .context("the admin web failed")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -601,6 +601,19 @@ impl Env {
         }
     }
 
+    /// The standard test configuration with the admin web enabled on
+    /// 127.0.0.1, port 0 ([`Server::web_port`] finds the port).
+    pub fn with_web() -> Env {
+        let env = Env::new();
+        let text = std::fs::read_to_string(&env.config).expect("read config");
+        let text = text.replace(
+            "[web]\nenabled = false\n",
+            "[web]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
+        );
+        std::fs::write(&env.config, text).expect("write config");
+        env
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -915,6 +928,23 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The admin web's port, from its `web listening on 127.0.0.1:PORT` line.
+    pub fn web_port(&self) -> u16 {
+        let line = self
+            .wait_log(&["web listening on "], SERVER_START_TIMEOUT)
+            .unwrap_or_else(|| panic!("no `web listening on` line; log:\n{}", self.log_text()));
+        let rest = &line[line.find("web listening on ").unwrap() + "web listening on ".len()..];
+        rest.split_whitespace()
+            .next()
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|port| {
+                port.trim_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("cannot read the port in {line:?}"))
     }
 
     /// All log lines so far.

@@ -132,6 +132,20 @@ pub enum StoreError {
         got: String,
     },
 
+    /// An admin user with this name exists already.
+    #[error("admin `{username}` already exists; choose another user name")]
+    AdminExists {
+        /// The user name.
+        username: String,
+    },
+
+    /// No API token has this id.
+    #[error("no API token with id {id}")]
+    NoSuchToken {
+        /// The id as given.
+        id: i64,
+    },
+
     /// Any other database failure.
     #[error(
         "database error: {0}; if it persists, check that the database is reachable and migrated (`ferry migrate`)"

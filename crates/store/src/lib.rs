@@ -15,6 +15,7 @@
 //! - Nothing here parses keys or decides policy: that is `ferry-keys`.
 
 mod accounts;
+mod admins;
 mod db;
 mod error;
 mod events;
@@ -23,6 +24,9 @@ mod model;
 mod time;
 mod uploads;
 
+pub use admins::{
+    Admin, ApiToken, MIN_PASSWORD_CHARS, Role, TOKEN_PREFIX, token_hash, token_hashes_match,
+};
 pub use db::Backend;
 pub use error::{Result, StoreError};
 pub use keys::MAX_KEYS_PER_ACCOUNT;

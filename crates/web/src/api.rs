@@ -1,0 +1,503 @@
+//! The JSON API handlers and their OpenAPI description.
+//!
+//! Each handler checks the caller against the account first
+//! ([`Principal::check_account`]), then calls one store function. Key text
+//! is judged by `ferry-keys`; a single refused line refuses the whole input.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ferry_store::NewKey;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorBody};
+use crate::{AppState, HostKey};
+
+/// The OpenAPI 3 document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ferry admin API",
+        description = "Accounts, keys, login attempts and uploads of a Ferry SFTP server. Authenticate with `Authorization: Bearer ferry_…` (a token from `ferry token create`)."
+    ),
+    paths(
+        healthz,
+        host_key_pub,
+        openapi_json,
+        host_keys,
+        list_accounts,
+        create_account,
+        get_account,
+        patch_account,
+        list_keys,
+        add_keys,
+        get_authorized_keys,
+        replace_keys,
+        revoke_key,
+        activate_key,
+        auth_attempts,
+        uploads
+    ),
+    components(schemas(ErrorBody, HostKey, NewAccount, AccountPatch))
+)]
+pub struct ApiDoc;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Any other path.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// The OpenAPI document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3 document")))]
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// `[host]:port` as known_hosts writes it (plain host for port 22).
+fn known_hosts_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_owned()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// The public host keys, their fingerprints and ready known_hosts lines.
+#[utoipa::path(get, path = "/api/v1/host-keys", responses((status = 200, description = "`{host, port, keys: [{algorithm, fingerprint, openssh, known_hosts}]}`")))]
+pub(crate) async fn host_keys(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Json<Value> {
+    // An SFTP server on every address (0.0.0.0) has no one name: use the
+    // name this request reached the web on.
+    let host = if state.sftp_host.is_empty() {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(host_without_port)
+            .unwrap_or("localhost")
+            .to_owned()
+    } else {
+        state.sftp_host.clone()
+    };
+    let name = known_hosts_name(&host, state.sftp_port);
+    let keys: Vec<Value> = state
+        .host_keys
+        .iter()
+        .map(|key| {
+            let key_part = key
+                .openssh
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            json!({
+                "algorithm": key.algorithm,
+                "fingerprint": key.fingerprint,
+                "openssh": key.openssh,
+                "known_hosts": format!("{name} {key_part}"),
+            })
+        })
+        .collect();
+    Json(json!({"host": host, "port": state.sftp_port, "keys": keys}))
+}
+
+/// `example.org:8080` → `example.org`; `[::1]:8080` → `::1`.
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// `?type=` of the host key download.
+#[derive(Debug, Deserialize)]
+pub(crate) struct HostKeyQuery {
+    #[serde(rename = "type")]
+    key_type: Option<String>,
+}
+
+/// The host public key as a `.pub` download (Ed25519 unless `?type=ecdsa|rsa`).
+#[utoipa::path(get, path = "/host-key.pub",
+    params(("type" = Option<String>, Query, description = "`ed25519` (default), `ecdsa` or `rsa`")),
+    responses(
+        (status = 200, description = "the OpenSSH public key line", content_type = "text/plain", body = String),
+        (status = 404, description = "no host key of that type", body = ErrorBody)))]
+pub(crate) async fn host_key_pub(
+    State(state): State<AppState>,
+    Query(query): Query<HostKeyQuery>,
+) -> ApiResult<Response> {
+    let wanted = query.key_type.as_deref().unwrap_or("ed25519");
+    let (prefix, file) = match wanted {
+        "ed25519" => ("ssh-ed25519", "ssh_host_ed25519_key.pub"),
+        "ecdsa" => ("ecdsa-sha2-", "ssh_host_ecdsa_key.pub"),
+        "rsa" => ("ssh-rsa", "ssh_host_rsa_key.pub"),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no host key of type `{other}`; use ?type=ed25519 (the default), ecdsa or rsa"
+                ),
+            ));
+        }
+    };
+    let key = state
+        .host_keys
+        .iter()
+        .find(|key| key.openssh.starts_with(prefix))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("this server has no {wanted} host key; see GET /api/v1/host-keys"),
+            )
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        format!("{}\n", key.openssh.trim_end()),
+    )
+        .into_response())
+}
+
+/// The accounts the caller may see: all for a vendor admin, its own for a district admin.
+#[utoipa::path(get, path = "/api/v1/accounts", responses(
+    (status = 200, description = "`{accounts: [...]}`"),
+    (status = 401, description = "no or unknown token", body = ErrorBody)))]
+pub(crate) async fn list_accounts(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Value>> {
+    let accounts: Vec<_> = state
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|account| principal.may_see(&account.name))
+        .collect();
+    Ok(Json(json!({ "accounts": accounts })))
+}
+
+/// `POST /api/v1/accounts` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewAccount {
+    /// The SSH user name, `[a-z0-9][a-z0-9_-]{0,62}`.
+    name: String,
+    /// Free text for people.
+    display_name: Option<String>,
+}
+
+/// Parses a JSON body, naming the problem on failure.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    example: &str,
+) -> ApiResult<T> {
+    let body = body.map_err(body_rejection)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the body is not the JSON this route takes ({e}); send for example {example}"),
+        )
+    })
+}
+
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "the body is over 1 MiB; send only the public key file (.pub), which is well under 1 KiB per key",
+        )
+    } else {
+        ApiError::new(status, format!("cannot read the body: {rejection}"))
+    }
+}
+
+/// Creates an account (vendor admin only).
+#[utoipa::path(post, path = "/api/v1/accounts", request_body = NewAccount, responses(
+    (status = 201, description = "the account"),
+    (status = 404, description = "not a vendor admin", body = ErrorBody),
+    (status = 409, description = "the account exists", body = ErrorBody),
+    (status = 422, description = "invalid name", body = ErrorBody)))]
+pub(crate) async fn create_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !principal.is_vendor() {
+        return Err(ApiError::not_found());
+    }
+    let new: NewAccount = json_body(
+        body,
+        r#"{"name": "springfield-usd", "display_name": "Springfield Unified"}"#,
+    )?;
+    let account = state
+        .store
+        .create_account(
+            &new.name,
+            new.display_name.as_deref(),
+            false,
+            &principal.actor(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(account))))
+}
+
+/// One account.
+#[utoipa::path(get, path = "/api/v1/accounts/{name}", params(("name" = String, Path, description = "account name")), responses(
+    (status = 200, description = "the account"),
+    (status = 404, description = "no such account (or not yours)", body = ErrorBody)))]
+pub(crate) async fn get_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    let account = state
+        .store
+        .account(&name)
+        .await?
+        .ok_or_else(|| ApiError::no_account(&name))?;
+    Ok(Json(json!(account)))
+}
+
+/// `PATCH /api/v1/accounts/{name}` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct AccountPatch {
+    /// Allow (true) or refuse (false) logins.
+    enabled: bool,
+}
+
+/// Enables or disables an account (vendor admin only).
+#[utoipa::path(patch, path = "/api/v1/accounts/{name}", request_body = AccountPatch, params(("name" = String, Path, description = "account name")), responses(
+    (status = 200, description = "the account"),
+    (status = 404, description = "no such account, or not a vendor admin", body = ErrorBody)))]
+pub(crate) async fn patch_account(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    if !principal.is_vendor() {
+        return Err(ApiError::not_found());
+    }
+    let patch: AccountPatch = json_body(body, r#"{"enabled": false}"#)?;
+    let account = state
+        .store
+        .set_account_enabled(&name, patch.enabled, &principal.actor())
+        .await?;
+    Ok(Json(json!(account)))
+}
+
+/// The account's keys, history included.
+#[utoipa::path(get, path = "/api/v1/accounts/{name}/keys", params(("name" = String, Path, description = "account name")), responses(
+    (status = 200, description = "`{keys: [{id, fingerprint, type, bits, comment, options, state, effective_at, added_by, last_used_at, …}]}`"),
+    (status = 404, description = "no such account (or not yours)", body = ErrorBody)))]
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    let keys = state.store.keys(&name).await?;
+    Ok(Json(json!({ "keys": keys })))
+}
+
+/// Judges key text; every key accepted, or a 422 naming each refused line.
+fn accepted_keys(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiResult<Vec<NewKey>> {
+    let body = body.map_err(body_rejection)?;
+    let findings = ferry_keys::parse_keys(&body, &state.key_policy)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let refusals: Vec<String> = findings
+        .iter()
+        .filter_map(|f| f.refusal().map(ToString::to_string))
+        .collect();
+    if !refusals.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no key was added: fix or remove the refused lines listed in details and send the keys again",
+        )
+        .with_details(refusals));
+    }
+    Ok(findings.iter().filter_map(NewKey::from_finding).collect())
+}
+
+/// Adds keys (body: text in any accepted format). All or nothing.
+#[utoipa::path(post, path = "/api/v1/accounts/{name}/keys", params(("name" = String, Path, description = "account name")),
+    request_body(content = String, content_type = "text/plain", description = "OpenSSH lines, authorized_keys, RFC 4716 or PEM public keys"),
+    responses(
+        (status = 201, description = "`{keys: [{status, …key}]}`: one outcome per key"),
+        (status = 404, description = "no such account (or not yours)", body = ErrorBody),
+        (status = 413, description = "body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "refused input; details name each line", body = ErrorBody)))]
+pub(crate) async fn add_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    principal.check_account(&name)?;
+    let keys = accepted_keys(&state, body)?;
+    let outcomes = state
+        .store
+        .add_keys(&name, &keys, state.propagation_delay_ms, &principal.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "keys": outcomes }))))
+}
+
+/// The keys that may log in now, as an authorized_keys file.
+#[utoipa::path(get, path = "/api/v1/accounts/{name}/authorized_keys", params(("name" = String, Path, description = "account name")), responses(
+    (status = 200, description = "OpenSSH authorized_keys", content_type = "text/plain", body = String),
+    (status = 404, description = "no such account (or not yours)", body = ErrorBody)))]
+pub(crate) async fn get_authorized_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    principal.check_account(&name)?;
+    let mut text = String::new();
+    for key in state.store.active_keys(&name).await? {
+        text.push_str(&key.authorized_keys_line());
+        text.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+/// Replaces the whole key set; keys no longer listed retire when the new ones activate.
+#[utoipa::path(put, path = "/api/v1/accounts/{name}/authorized_keys", params(("name" = String, Path, description = "account name")),
+    request_body(content = String, content_type = "text/plain", description = "the new set, in any accepted format"),
+    responses(
+        (status = 200, description = "`{keys: [{status, …key}]}`: the new set, then the retiring keys"),
+        (status = 404, description = "no such account (or not yours)", body = ErrorBody),
+        (status = 413, description = "body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "refused input; details name each line", body = ErrorBody)))]
+pub(crate) async fn replace_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    let keys = accepted_keys(&state, body)?;
+    let outcomes = state
+        .store
+        .replace_keys(&name, &keys, state.propagation_delay_ms, &principal.actor())
+        .await?;
+    Ok(Json(json!({ "keys": outcomes })))
+}
+
+/// Revokes a key now (by id or fingerprint).
+#[utoipa::path(delete, path = "/api/v1/accounts/{name}/keys/{id}",
+    params(("name" = String, Path, description = "account name"), ("id" = String, Path, description = "key id or SHA256 fingerprint")),
+    responses(
+        (status = 200, description = "the revoked key"),
+        (status = 404, description = "no such account or key", body = ErrorBody)))]
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    let key = state
+        .store
+        .revoke_key(&name, &id, &principal.actor())
+        .await?;
+    Ok(Json(json!(key)))
+}
+
+/// Activates a pending key at once (vendor admin only).
+#[utoipa::path(post, path = "/api/v1/accounts/{name}/keys/{id}/activate",
+    params(("name" = String, Path, description = "account name"), ("id" = String, Path, description = "key id or SHA256 fingerprint")),
+    responses(
+        (status = 200, description = "the key, now active"),
+        (status = 404, description = "no such account or key, or not a vendor admin", body = ErrorBody),
+        (status = 409, description = "the key is not pending", body = ErrorBody)))]
+pub(crate) async fn activate_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    if !principal.is_vendor() {
+        return Err(ApiError::not_found());
+    }
+    let key = state
+        .store
+        .activate_key(&name, &id, &principal.actor())
+        .await?;
+    Ok(Json(json!(key)))
+}
+
+/// `?limit=` of the history routes.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Limit {
+    limit: Option<u32>,
+}
+
+impl Limit {
+    fn get(&self) -> u32 {
+        self.limit.unwrap_or(50).clamp(1, 1000)
+    }
+}
+
+/// Recent login attempts, newest first.
+#[utoipa::path(get, path = "/api/v1/accounts/{name}/auth-attempts",
+    params(("name" = String, Path, description = "account name"), ("limit" = Option<u32>, Query, description = "at most this many (default 50)")),
+    responses(
+        (status = 200, description = "`{attempts: [{id, at, account, client_addr, client_banner, fingerprint, type, result, reason}]}`"),
+        (status = 404, description = "no such account (or not yours)", body = ErrorBody)))]
+pub(crate) async fn auth_attempts(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    if state.store.account(&name).await?.is_none() {
+        return Err(ApiError::no_account(&name));
+    }
+    let attempts = state.store.auth_attempts(&name, limit.get()).await?;
+    Ok(Json(json!({ "attempts": attempts })))
+}
+
+/// Recent uploads, newest first.
+#[utoipa::path(get, path = "/api/v1/accounts/{name}/uploads",
+    params(("name" = String, Path, description = "account name"), ("limit" = Option<u32>, Query, description = "at most this many (default 50)")),
+    responses(
+        (status = 200, description = "`{uploads: [{id, account, name, size, sha256, state, received_at, updated_at, detail}]}`"),
+        (status = 404, description = "no such account (or not yours)", body = ErrorBody)))]
+pub(crate) async fn uploads(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    principal.check_account(&name)?;
+    if state.store.account(&name).await?.is_none() {
+        return Err(ApiError::no_account(&name));
+    }
+    let uploads = state.store.uploads(Some(&name), limit.get()).await?;
+    Ok(Json(json!({ "uploads": uploads })))
+}

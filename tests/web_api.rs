@@ -1,0 +1,225 @@
+//! End to end: `ferry serve` with the admin web on port 0, a token made with
+//! `ferry token create`, keys added and listed over plain HTTP/1.1, the host
+//! key download compared with `ferry host-key show`, and a clean stop.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN0dT4WOFiLJfa9kHP8Jwfzv0L9YS+2URatPEGnBIPe4 district@laptop";
+
+/// One HTTP/1.1 request (Connection: close); returns (status, headers, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the web port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, head.to_owned(), body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, rest)) = body.split_once("\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+#[test]
+fn serve_web_token_add_and_list_keys() {
+    let env = Env::with_web();
+    env.create_account("springfield");
+    env.create_account("shelbyville");
+
+    let created = env.ferry_ok(&[
+        "token",
+        "create",
+        "--role",
+        "district-admin",
+        "--account",
+        "springfield",
+    ]);
+    let token = created.stdout.trim().to_owned();
+    assert!(token.starts_with("ferry_"), "{created}");
+    assert!(created.stderr.contains("shown only this once"), "{created}");
+    let vendor = env.ferry_ok(&["token", "create", "--role", "vendor-admin"]);
+    let vendor = vendor.stdout.trim().to_owned();
+    // A district token needs its account, and the account must exist.
+    env.ferry(&["token", "create", "--role", "district-admin"])
+        .assert_failure();
+    env.ferry(&[
+        "token",
+        "create",
+        "--role",
+        "district-admin",
+        "--account",
+        "nosuch",
+    ])
+    .assert_failure();
+    // Admins: password from stdin.
+    let admin = env.ferry_stdin(
+        &[
+            "admin",
+            "create",
+            "it-admin",
+            "--role",
+            "district-admin",
+            "--account",
+            "springfield",
+        ],
+        b"a long enough passphrase\n",
+    );
+    assert!(admin.success(), "{admin}");
+    assert!(admin.stdout.contains("created admin it-admin"), "{admin}");
+    env.ferry_stdin(
+        &["admin", "create", "x", "--role", "vendor-admin"],
+        b"short\n",
+    )
+    .assert_failure();
+
+    let mut server = env.start();
+    let port = server.web_port();
+    assert!(
+        !server
+            .log_text()
+            .contains("the admin web is not part of this build"),
+        "{}",
+        server.log_text()
+    );
+
+    let (status, _, body) = http(port, "GET", "/healthz", None, "");
+    assert_eq!(status, 200, "{body}");
+
+    let (status, _, body) = http(port, "GET", "/api/v1/accounts", None, "");
+    assert_eq!(status, 401, "{body}");
+
+    let (status, _, body) = http(
+        port,
+        "POST",
+        "/api/v1/accounts/springfield/keys",
+        Some(&token),
+        &format!("{KEY}\n"),
+    );
+    assert_eq!(status, 201, "{body}");
+    let added: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(added["keys"][0]["status"], "added");
+
+    let (status, _, body) = http(
+        port,
+        "GET",
+        "/api/v1/accounts/springfield/keys",
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{listed}");
+    assert_eq!(keys[0]["comment"], "district@laptop");
+    // The test configuration has propagation_delay = 0s.
+    assert_eq!(keys[0]["state"], "active");
+
+    // The CLI sees the same key.
+    let cli = env.ferry_ok(&["authorized-keys", "springfield"]);
+    assert_eq!(cli.stdout.trim(), KEY);
+
+    // Another district's account is 404 for this token; the vendor sees it.
+    let (status, _, _) = http(
+        port,
+        "GET",
+        "/api/v1/accounts/shelbyville/keys",
+        Some(&token),
+        "",
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = http(
+        port,
+        "GET",
+        "/api/v1/accounts/shelbyville/keys",
+        Some(&vendor),
+        "",
+    );
+    assert_eq!(status, 200);
+
+    // The host key download is the Ed25519 key `ferry host-key show` prints.
+    let (status, head, body) = http(port, "GET", "/host-key.pub", None, "");
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-disposition: attachment"),
+        "{head}"
+    );
+    let shown = env.host_keys();
+    let ed25519 = shown
+        .iter()
+        .find(|(_, key)| key.starts_with("ssh-ed25519 "))
+        .expect("an ed25519 host key");
+    let downloaded: Vec<&str> = body.split_whitespace().take(2).collect();
+    assert_eq!(downloaded.join(" "), ed25519.1);
+
+    let (status, _, body) = http(port, "GET", "/api/v1/host-keys", None, "");
+    assert_eq!(status, 200);
+    let host_keys: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        host_keys["keys"].as_array().unwrap().len(),
+        shown.len(),
+        "{host_keys}"
+    );
+    assert!(
+        host_keys["keys"][0]["known_hosts"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("[127.0.0.1]:{} ", server.port)),
+        "{host_keys}"
+    );
+
+    let status = server
+        .terminate(Duration::from_secs(30))
+        .expect("ferry serve stops on SIGTERM");
+    assert!(status.success(), "{status:?}; log:\n{}", server.log_text());
+}
