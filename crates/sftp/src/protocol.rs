@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use crate::jail::Jail;
 use crate::upload::UploadEvent;
 use codec::{DecodeError, PacketReader};
+pub use pipeline::SLOW_STORAGE;
 use pipeline::{Pipeline, REPLY_QUEUE, write_replies};
 use worker::Worker;
 
@@ -81,12 +82,26 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_with_slow_storage(stream, jail, events, SLOW_STORAGE).await
+}
+
+/// [`serve`], with data requests overlapping on the blocking pool as soon as
+/// one takes longer than `slow_storage` (`Duration::ZERO`: from the start).
+pub async fn serve_with_slow_storage<S>(
+    stream: S,
+    jail: Jail,
+    events: mpsc::UnboundedSender<UploadEvent>,
+    slow_storage: Duration,
+) -> Result<(), ProtocolError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let account = jail.account().to_owned();
     let (reader, writer) = tokio::io::split(stream);
     let (replies, queue) = mpsc::channel(REPLY_QUEUE);
     let writer = tokio::spawn(write_replies(writer, queue));
     let outcome = {
-        let mut pipeline = Pipeline::new(Worker::new(jail, events), replies);
+        let mut pipeline = Pipeline::new(Worker::new(jail, events), replies, slow_storage);
         pipeline.run(&mut PacketReader::new(reader)).await
         // the pipeline drops here: open uploads are discarded, the reply queue closes
     };

@@ -67,47 +67,84 @@ async fn upload_appears_only_at_close_and_publishes_finished() {
 
 #[tokio::test]
 async fn sixty_four_pipelined_writes_are_all_answered_and_land_in_order() {
+    bounded(async { sixty_four_pipelined_writes(start().await).await }).await;
+}
+
+/// The same on storage with latency, where the writes overlap on the
+/// blocking pool instead of running inline.
+#[tokio::test]
+async fn sixty_four_pipelined_writes_overlapping_on_slow_storage() {
+    bounded(async { sixty_four_pipelined_writes(start_on_slow_storage().await).await }).await;
+}
+
+/// Pipelined READs overlapping on the blocking pool each get their own
+/// bytes back under their own id.
+#[tokio::test]
+async fn pipelined_reads_overlapping_on_slow_storage_return_their_own_bytes() {
     bounded(async {
-        let (mut client, mut server) = start().await;
+        let (mut client, server) = start_on_slow_storage().await;
+        let chunk = 32 * 1024;
+        let content: Vec<u8> = (0..16 * chunk).map(|i| (i % 241) as u8).collect();
+        fs::write(server.root.join("outbound/export.csv"), &content).unwrap();
         let handle = client
-            .open(b"/inbound/big.bin", WRITE_CREATE_TRUNCATE)
+            .open(b"/outbound/export.csv", READ_ONLY)
             .await
             .handle();
-        let chunk = 32 * 1024;
-        let content: Vec<u8> = (0..64 * chunk).map(|i| (i % 251) as u8).collect();
-        let mut ids = Vec::new();
-        for (n, piece) in content.chunks(chunk).enumerate() {
-            ids.push(
-                client
-                    .send(
-                        packet::WRITE,
-                        &write_fields(&handle, (n * chunk) as u64, piece),
-                    )
-                    .await,
-            );
+        let mut offsets = std::collections::HashMap::new();
+        for n in 0..16 {
+            let mut fields = client::string(&handle);
+            fields.extend_from_slice(&((n * chunk) as u64).to_be_bytes());
+            fields.extend_from_slice(&(chunk as u32).to_be_bytes());
+            offsets.insert(client.send(packet::READ, &fields).await, n * chunk);
         }
-        let close_id = client.send(packet::CLOSE, &client::string(&handle)).await;
-        let mut answered = Vec::new();
-        for _ in 0..ids.len() {
+        for _ in 0..16 {
             let reply = client.recv().await.unwrap();
-            assert_eq!(reply.status().0, status::OK);
-            answered.push(reply.id);
+            let offset = offsets.remove(&reply.id).expect("a reply to a READ sent");
+            assert_eq!(&reply.data()[..], &content[offset..offset + chunk]);
         }
-        let close = client.recv().await.unwrap();
-        assert_eq!(close.id, close_id, "CLOSE answered before its WRITEs");
-        assert_eq!(close.status().0, status::OK);
-        answered.sort();
-        assert_eq!(answered, ids);
-        assert_eq!(
-            fs::read(server.root.join("inbound/big.bin")).unwrap(),
-            content
-        );
-        assert_eq!(
-            server.next_event().await,
-            finished("/inbound/big.bin", content.len() as u64)
-        );
+        drop(server);
     })
     .await;
+}
+
+async fn sixty_four_pipelined_writes((mut client, mut server): (Client, Server)) {
+    let handle = client
+        .open(b"/inbound/big.bin", WRITE_CREATE_TRUNCATE)
+        .await
+        .handle();
+    let chunk = 32 * 1024;
+    let content: Vec<u8> = (0..64 * chunk).map(|i| (i % 251) as u8).collect();
+    let mut ids = Vec::new();
+    for (n, piece) in content.chunks(chunk).enumerate() {
+        ids.push(
+            client
+                .send(
+                    packet::WRITE,
+                    &write_fields(&handle, (n * chunk) as u64, piece),
+                )
+                .await,
+        );
+    }
+    let close_id = client.send(packet::CLOSE, &client::string(&handle)).await;
+    let mut answered = Vec::new();
+    for _ in 0..ids.len() {
+        let reply = client.recv().await.unwrap();
+        assert_eq!(reply.status().0, status::OK);
+        answered.push(reply.id);
+    }
+    let close = client.recv().await.unwrap();
+    assert_eq!(close.id, close_id, "CLOSE answered before its WRITEs");
+    assert_eq!(close.status().0, status::OK);
+    answered.sort();
+    assert_eq!(answered, ids);
+    assert_eq!(
+        fs::read(server.root.join("inbound/big.bin")).unwrap(),
+        content
+    );
+    assert_eq!(
+        server.next_event().await,
+        finished("/inbound/big.bin", content.len() as u64)
+    );
 }
 
 #[tokio::test]

@@ -101,19 +101,22 @@ pub struct Pipeline {
     running: JoinSet<Bytes>,
     in_flight: Vec<InFlight>,
     in_flight_bytes: u64,
-    /// Set once a data request took longer than [`SLOW_STORAGE`].
+    /// Set once a data request took longer than `slow_storage`.
     storage_is_slow: bool,
+    /// [`SLOW_STORAGE`], unless the caller chose otherwise.
+    slow_storage: Duration,
     replies: mpsc::Sender<Bytes>,
 }
 
 impl Pipeline {
-    pub fn new(worker: Worker, replies: mpsc::Sender<Bytes>) -> Pipeline {
+    pub fn new(worker: Worker, replies: mpsc::Sender<Bytes>, slow_storage: Duration) -> Pipeline {
         Pipeline {
             worker: Some(Box::new(worker)),
             running: JoinSet::new(),
             in_flight: Vec::new(),
             in_flight_bytes: 0,
-            storage_is_slow: false,
+            storage_is_slow: slow_storage.is_zero(),
+            slow_storage,
             replies,
         }
     }
@@ -236,7 +239,7 @@ impl Pipeline {
     async fn run_inline(&mut self, id: u32, job: DataJob) -> Result<(), ProtocolError> {
         let started = Instant::now();
         let reply = job.run(id);
-        if started.elapsed() > SLOW_STORAGE {
+        if started.elapsed() > self.slow_storage {
             tracing::debug!(took = ?started.elapsed(), "slow storage: data requests go to the blocking pool");
             self.storage_is_slow = true;
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use ferry_sftp::jail::Jail;
 use ferry_sftp::protocol::codec::{Attrs, client, packet, status};
-use ferry_sftp::protocol::{ProtocolError, serve};
+use ferry_sftp::protocol::{ProtocolError, SLOW_STORAGE, serve_with_slow_storage};
 use ferry_sftp::upload::UploadEvent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
@@ -162,13 +162,24 @@ pub struct Client {
 
 /// A data dir with one account, and `serve` running on a duplex stream.
 pub async fn start_without_init() -> (Client, Server) {
+    start_without_init_with(SLOW_STORAGE).await
+}
+
+/// Like `start_without_init`, with the slow-storage threshold given
+/// (`Duration::ZERO`: every data request overlaps on the blocking pool).
+pub async fn start_without_init_with(slow_storage: Duration) -> (Client, Server) {
     let data = tempfile::tempdir().unwrap();
     let root = Jail::create_layout(data.path(), ACCOUNT).unwrap();
     let jail = Jail::open(data.path(), ACCOUNT).unwrap();
     let upload_dir = jail.upload_dir().to_owned();
     let (events_tx, events) = mpsc::unbounded_channel();
     let (ours, theirs) = tokio::io::duplex(1 << 20);
-    let task = tokio::spawn(serve(theirs, jail, events_tx));
+    let task = tokio::spawn(serve_with_slow_storage(
+        theirs,
+        jail,
+        events_tx,
+        slow_storage,
+    ));
     (
         Client {
             stream: ours,
@@ -186,7 +197,16 @@ pub async fn start_without_init() -> (Client, Server) {
 
 /// Like `start_without_init`, after INIT/VERSION.
 pub async fn start() -> (Client, Server) {
-    let (mut client, server) = start_without_init().await;
+    init(start_without_init().await).await
+}
+
+/// Like `start`, as on storage with latency: data requests overlap on the
+/// blocking pool from the first one.
+pub async fn start_on_slow_storage() -> (Client, Server) {
+    init(start_without_init_with(Duration::ZERO).await).await
+}
+
+async fn init((mut client, server): (Client, Server)) -> (Client, Server) {
     client
         .send_raw(&[0, 0, 0, 5, packet::INIT, 0, 0, 0, 3])
         .await;
