@@ -91,6 +91,17 @@ fn connections_still_logging_in_are_capped_per_address() {
             .is_some(),
         "the refusal is logged"
     );
+    // More refusals within the next seconds add no log lines: a flood of
+    // connections must not become a flood of log lines.
+    for _ in 0..5 {
+        assert_eq!(connect_and_read_banner(server.port).1, None);
+    }
+    let refusal_lines = server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("too many connections are waiting to log in"))
+        .count();
+    assert_eq!(refusal_lines, 1, "{}", server.log_text());
     // Closing the waiting connections frees their slots.
     drop(first);
     drop(second);

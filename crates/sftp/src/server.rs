@@ -58,6 +58,7 @@ pub(crate) struct Shared {
     pub events: mpsc::UnboundedSender<UploadEvent>,
     pub sessions: SessionRegistry,
     unauthenticated: Mutex<HashMap<IpAddr, usize>>,
+    refusals: RefusalLog,
 }
 
 /// Temporary upload files untouched this long are leftovers of a crash. An
@@ -107,6 +108,7 @@ impl SftpServer {
             events: tx,
             sessions: SessionRegistry::default(),
             unauthenticated: Mutex::new(HashMap::new()),
+            refusals: RefusalLog::default(),
         });
         Ok(SftpServer {
             listener,
@@ -349,6 +351,37 @@ async fn end_revoked_sessions(shared: Arc<Shared>) {
     }
 }
 
+/// How often a refused-connection line may be logged: a flood of connections
+/// must not become a flood of log lines.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs connections refused for the unauthenticated caps: the first at once,
+/// then at most one line per [`REFUSAL_LOG_EVERY`] with the count since.
+#[derive(Default)]
+struct RefusalLog {
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RefusalLog {
+    fn note(&self, ip: IpAddr, total: usize, from_ip: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, unlogged) = &mut *state;
+        *unlogged += 1;
+        if last.is_some_and(|at| at.elapsed() < REFUSAL_LOG_EVERY) {
+            return;
+        }
+        tracing::warn!(
+            %ip,
+            total,
+            from_ip,
+            refused = *unlogged,
+            "refused connections: too many connections are waiting to log in; raise [sftp] max_unauthenticated(_per_address) if these are real clients"
+        );
+        *last = Some(Instant::now());
+        *unlogged = 0;
+    }
+}
+
 /// Live logged-in sessions by account: for the per-account cap, and to end
 /// the sessions of a revoked key.
 #[derive(Default)]
@@ -435,7 +468,8 @@ impl ConnectionGuard {
         if total >= shared.settings.max_unauthenticated
             || from_ip >= shared.settings.max_unauthenticated_per_address
         {
-            tracing::warn!(%ip, total, from_ip, "refused a connection: too many connections are waiting to log in");
+            drop(counts);
+            shared.refusals.note(ip, total, from_ip);
             return None;
         }
         *counts.entry(ip).or_default() += 1;
