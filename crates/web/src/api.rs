@@ -273,12 +273,7 @@ pub(crate) async fn get_account(
     principal: Principal,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    let account = state
-        .store
-        .account(&name)
-        .await?
-        .ok_or_else(|| ApiError::no_account(&name))?;
+    let account = principal.visible_account(&state.store, &name).await?;
     Ok(Json(json!(account)))
 }
 
@@ -474,10 +469,7 @@ pub(crate) async fn auth_attempts(
     Path(name): Path<String>,
     Query(limit): Query<Limit>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    if state.store.account(&name).await?.is_none() {
-        return Err(ApiError::no_account(&name));
-    }
+    principal.visible_account(&state.store, &name).await?;
     let attempts = state.store.auth_attempts(&name, limit.get()).await?;
     Ok(Json(json!({ "attempts": attempts })))
 }
@@ -494,10 +486,7 @@ pub(crate) async fn uploads(
     Path(name): Path<String>,
     Query(limit): Query<Limit>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    if state.store.account(&name).await?.is_none() {
-        return Err(ApiError::no_account(&name));
-    }
+    principal.visible_account(&state.store, &name).await?;
     let uploads = state.store.uploads(Some(&name), limit.get()).await?;
     Ok(Json(json!({ "uploads": uploads })))
 }

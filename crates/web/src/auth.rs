@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
-use ferry_store::{Actor, Role};
+use ferry_store::{Account, Actor, Role, Store};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -63,6 +63,19 @@ impl Principal {
         } else {
             Err(ApiError::no_account(name))
         }
+    }
+
+    /// The account `name` when the caller may see it and it exists; the
+    /// same 404 in both other cases, so a district cannot probe for others.
+    ///
+    /// # Errors
+    /// [`ApiError::no_account`], or a store failure.
+    pub async fn visible_account(&self, store: &Store, name: &str) -> Result<Account, ApiError> {
+        self.check_account(name)?;
+        store
+            .account(name)
+            .await?
+            .ok_or_else(|| ApiError::no_account(name))
     }
 }
 
