@@ -146,7 +146,7 @@ pub enum HostKeyCommand {
 
 /// The actor recorded in the audit log for command-line changes: the
 /// invoking user (through sudo, the user who ran sudo).
-fn actor() -> Actor {
+pub fn actor() -> Actor {
     let user = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
@@ -209,19 +209,32 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
         }
         AccountCommand::List { json } => {
             let accounts = store.accounts().await?;
+            let stale = store.stale_accounts().await?;
+            let is_stale = |name: &str| stale.iter().any(|s| s == name);
             if json {
-                println!("{}", serde_json::to_string_pretty(&accounts)?);
+                let mut listed = Vec::new();
+                for a in &accounts {
+                    let mut value = serde_json::to_value(a)?;
+                    value["stale"] = is_stale(&a.name).into();
+                    listed.push(value);
+                }
+                println!("{}", serde_json::to_string_pretty(&listed)?);
             } else if accounts.is_empty() {
                 println!("no accounts yet: create one with `ferry account create NAME`");
             } else {
                 for a in accounts {
                     println!(
-                        "{}\t{}\t{}{}",
+                        "{}\t{}\t{}{}{}",
                         a.name,
                         if a.enabled { "enabled" } else { "disabled" },
                         a.display_name.as_deref().unwrap_or(""),
                         if a.legacy_clients {
                             "\tlegacy-clients"
+                        } else {
+                            ""
+                        },
+                        if is_stale(&a.name) {
+                            "\tSTALE: no upload within its expected interval"
                         } else {
                             ""
                         }

@@ -45,6 +45,9 @@ pub struct Sftp {
 pub struct Web {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// `https://…` or `http://…` without a trailing slash; empty: derived
+    /// from the listening address.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -53,18 +56,35 @@ pub struct Keys {
     pub min_rsa_bits: u32,
 }
 
-/// Validated now so a bad value stops the start; read by ingest once it lands.
-#[allow(dead_code)]
+/// `[ingest]`: the pipeline's settings (see config/ferry.toml).
 #[derive(Debug, Clone)]
 pub struct Ingest {
     pub enabled: bool,
     pub settle: Duration,
     pub quiet_period: Duration,
     pub retention: Duration,
-    pub max_row_drop: f64,
+    pub max_row_drop: ferry_ingest::MaxRowDrop,
+    pub scan_interval: Duration,
+    pub poll_interval: Duration,
+    /// This node's name in the job queue; the host name when not set.
+    pub node_id: String,
+    pub rules: ferry_ingest::Rules,
+    pub handoff: ferry_ingest::HandoffSettings,
 }
 
 /// The file's shape; strings are checked and converted in [`Config::from_raw`].
+/// `web.public_url`: empty, or an http(s) URL (trailing `/` dropped).
+fn public_url(text: &str) -> anyhow::Result<String> {
+    let text = text.trim().trim_end_matches('/');
+    if text.is_empty() || text.starts_with("https://") || text.starts_with("http://") {
+        Ok(text.to_owned())
+    } else {
+        bail!(
+            "web.public_url = {text:?} is not a URL: write the address people open, such as \"https://sftp.example.org\", or leave it empty"
+        )
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -94,6 +114,7 @@ struct RawSftp {
 struct RawWeb {
     enabled: bool,
     listen: String,
+    public_url: String,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +138,16 @@ struct RawIngest {
     quiet_period: String,
     retention: String,
     max_row_drop: f64,
+    scan_interval: String,
+    poll_interval: String,
+    node_id: String,
+    rules_file: String,
+    command: Vec<String>,
+    command_timeout: String,
+    webhook_url: String,
+    webhook_secret: String,
+    webhook_attempts: u32,
+    webhook_backoff: String,
 }
 
 impl Config {
@@ -190,19 +221,14 @@ impl Config {
             web: Web {
                 enabled: raw.web.enabled,
                 listen: address("web.listen", &raw.web.listen)?,
+                public_url: public_url(&raw.web.public_url)?,
             },
             database_url: raw.database.url,
             keys: Keys {
                 propagation_delay: duration("keys.propagation_delay", &raw.keys.propagation_delay)?,
                 min_rsa_bits: raw.keys.min_rsa_bits,
             },
-            ingest: Ingest {
-                enabled: raw.ingest.enabled,
-                settle: duration("ingest.settle", &raw.ingest.settle)?,
-                quiet_period: duration("ingest.quiet_period", &raw.ingest.quiet_period)?,
-                retention: duration("ingest.retention", &raw.ingest.retention)?,
-                max_row_drop: raw.ingest.max_row_drop,
-            },
+            ingest: ingest(raw.ingest)?,
             source: source.to_owned(),
         };
         if !(config.database_url.starts_with("sqlite:")
@@ -219,14 +245,84 @@ impl Config {
                 config.keys.min_rsa_bits
             );
         }
-        if !(0.0..=1.0).contains(&config.ingest.max_row_drop) {
-            bail!(
-                "ingest.max_row_drop = {}: must be a fraction between 0 and 1, like 0.10",
-                config.ingest.max_row_drop
-            );
-        }
         Ok(config)
     }
+}
+
+/// Checks and converts `[ingest]`.
+fn ingest(raw: RawIngest) -> anyhow::Result<Ingest> {
+    let max_row_drop = ferry_ingest::MaxRowDrop::new(raw.max_row_drop).map_err(|_| {
+        anyhow::anyhow!(
+            "ingest.max_row_drop = {}: must be a fraction between 0 and 1, like 0.10",
+            raw.max_row_drop
+        )
+    })?;
+    if raw
+        .command
+        .first()
+        .is_some_and(|program| program.trim().is_empty())
+    {
+        bail!(
+            "ingest.command starts with an empty program name: write it like [\"/usr/local/bin/import\", \"--district\"], or [] for no command"
+        );
+    }
+    let webhook_url = raw.webhook_url.trim().to_owned();
+    if !webhook_url.is_empty() {
+        if !(webhook_url.starts_with("http://") || webhook_url.starts_with("https://")) {
+            bail!(
+                "ingest.webhook_url = {webhook_url:?}: must start with https:// (or http://), or be empty for no webhook"
+            );
+        }
+        if raw.webhook_secret.is_empty() {
+            bail!(
+                "ingest.webhook_secret is empty while ingest.webhook_url is set: set a secret (preferably in FERRY_INGEST__WEBHOOK_SECRET) so the receiver can verify X-Ferry-Signature"
+            );
+        }
+    }
+    let scan_interval = duration("ingest.scan_interval", &raw.scan_interval)?;
+    let poll_interval = duration("ingest.poll_interval", &raw.poll_interval)?;
+    for (key, value) in [
+        ("ingest.scan_interval", scan_interval),
+        ("ingest.poll_interval", poll_interval),
+    ] {
+        if value.is_zero() {
+            bail!("{key} = 0s: must be longer than zero, like 5m or 2s");
+        }
+    }
+    Ok(Ingest {
+        enabled: raw.enabled,
+        settle: duration("ingest.settle", &raw.settle)?,
+        quiet_period: duration("ingest.quiet_period", &raw.quiet_period)?,
+        retention: duration("ingest.retention", &raw.retention)?,
+        max_row_drop,
+        scan_interval,
+        poll_interval,
+        node_id: raw.node_id.trim().to_owned(),
+        rules: rules(&raw.rules_file)?,
+        handoff: ferry_ingest::HandoffSettings {
+            command: raw.command,
+            command_timeout: duration("ingest.command_timeout", &raw.command_timeout)?,
+            webhook_url: (!webhook_url.is_empty()).then_some(webhook_url),
+            webhook_secret: raw.webhook_secret,
+            webhook_attempts: at_least_one(
+                "ingest.webhook_attempts",
+                raw.webhook_attempts as usize,
+            )? as u32,
+            webhook_backoff: duration("ingest.webhook_backoff", &raw.webhook_backoff)?,
+        },
+    })
+}
+
+/// The check rules in `ingest.rules_file` (empty: the defaults for every file).
+fn rules(path: &str) -> anyhow::Result<ferry_ingest::Rules> {
+    if path.trim().is_empty() {
+        return Ok(ferry_ingest::Rules::default());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!("ingest.rules_file = {path:?} cannot be read ({e}): check the path, or set it to \"\" for the default checks")
+    })?;
+    ferry_ingest::Rules::from_toml_str(&text)
+        .map_err(|e| anyhow::anyhow!("ingest.rules_file = {path:?}: {e}"))
 }
 
 /// Lays `user` over `base`, refusing keys the defaults do not have (typos).
@@ -292,6 +388,12 @@ fn typed_like(default: &toml::Value, value: &str) -> Result<toml::Value, String>
         }
         toml::Value::Float(_) => {
             toml::Value::Float(value.parse().map_err(|_| "expected a number like 0.10")?)
+        }
+        toml::Value::Array(_) => {
+            let parsed: toml::Table = format!("value = {value}").parse().map_err(
+                |_| "expected a list of strings like [\"/usr/local/bin/import\", \"--batch\"]",
+            )?;
+            parsed["value"].clone()
         }
         _ => toml::Value::String(value.to_owned()),
     })
@@ -376,5 +478,76 @@ mod tests {
         assert!(err("", &[("FERRY_SFTP__NOPE", "1")]).contains("FERRY_SFTP__NOPE"));
         assert!(err("", &[("FERRY_SFTP__MAX_UNAUTHENTICATED", "many")]).contains("whole number"));
         assert!(err("[database]\nurl = \"mysql://x\"", &[]).contains("database.url"));
+    }
+
+    #[test]
+    fn ingest_defaults_and_overrides() {
+        let c = Config::parse(None, &[], "defaults").unwrap();
+        let i = &c.ingest;
+        assert!(i.enabled);
+        assert_eq!(i.settle, Duration::from_secs(30));
+        assert_eq!(i.quiet_period, Duration::from_secs(120));
+        assert_eq!(i.scan_interval, Duration::from_secs(300));
+        assert_eq!(i.max_row_drop.fraction(), 0.10);
+        assert!(i.handoff.command.is_empty());
+        assert_eq!(i.handoff.webhook_url, None);
+        assert_eq!(i.node_id, "");
+
+        let file = "[ingest]\ncommand = [\"/usr/bin/import\", \"--all\"]\nwebhook_url = \"https://vendor.example/hook\"\n";
+        let c = Config::parse(
+            Some(file),
+            &env(&[
+                ("FERRY_INGEST__WEBHOOK_SECRET", "from-the-environment"),
+                ("FERRY_INGEST__MAX_ROW_DROP", "0.2"),
+            ]),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.handoff.command, ["/usr/bin/import", "--all"]);
+        assert_eq!(c.ingest.handoff.webhook_secret, "from-the-environment");
+        assert_eq!(c.ingest.max_row_drop.fraction(), 0.2);
+        assert!(
+            !format!("{:?}", c.ingest).contains("from-the-environment"),
+            "the secret never shows in debug output"
+        );
+        let c = Config::parse(
+            None,
+            &env(&[("FERRY_INGEST__COMMAND", "[\"/bin/true\"]")]),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.handoff.command, ["/bin/true"]);
+    }
+
+    #[test]
+    fn bad_ingest_values_name_the_key_and_the_fix() {
+        let err = |file: &str| Config::parse(Some(file), &[], "f").unwrap_err().to_string();
+        assert!(err("[ingest]\nmax_row_drop = 1.5").contains("ingest.max_row_drop = 1.5"));
+        assert!(err("[ingest]\nwebhook_url = \"ftp://x\"").contains("ingest.webhook_url"));
+        assert!(
+            err("[ingest]\nwebhook_url = \"https://x\"").contains("FERRY_INGEST__WEBHOOK_SECRET")
+        );
+        assert!(err("[ingest]\ncommand = [\"\"]").contains("ingest.command"));
+        assert!(err("[ingest]\nscan_interval = \"0s\"").contains("ingest.scan_interval"));
+        assert!(err("[ingest]\ncommand_timeout = \"soon\"").contains("ingest.command_timeout"));
+        assert!(
+            err("[ingest]\nrules_file = \"/nonexistent/rules.toml\"").contains("ingest.rules_file")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules.toml");
+        std::fs::write(
+            &rules,
+            "[[rules]]\npattern = \"*.csv\"\nprofile = \"nope\"\n",
+        )
+        .unwrap();
+        let message = err(&format!(
+            "[ingest]\nrules_file = {:?}",
+            rules.display().to_string()
+        ));
+        assert!(message.contains("ingest.rules_file"), "{message}");
+        let err = Config::parse(None, &env(&[("FERRY_INGEST__COMMAND", "[oops")]), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FERRY_INGEST__COMMAND"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 mod commands;
 mod config;
 mod serve;
+mod uploads;
 
 use std::path::PathBuf;
 
@@ -28,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the SFTP server and the admin web API (and, once built, ingest) until SIGTERM or Ctrl-C.
+    /// Run the SFTP server, the admin web API and ingest until SIGTERM or Ctrl-C.
     Serve,
     /// Apply database migrations and exit.
     Migrate,
@@ -49,6 +50,9 @@ enum Command {
     /// Manage API tokens (`Authorization: Bearer …` for the JSON API).
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// Finished uploads in the ingest queue: list, show, and decide on held or failed ones.
+    #[command(subcommand)]
+    Uploads(uploads::UploadsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -82,5 +86,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::HostKey(cmd) => commands::host_key(&config, cmd),
         Command::Admin(cmd) => commands::admin(&config, cmd).await,
         Command::Token(cmd) => commands::token(&config, cmd).await,
+        Command::Uploads(cmd) => uploads::uploads(&config, cmd).await,
     }
 }

@@ -14,14 +14,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         format!("cannot create data_dir {}: choose a writable directory with data_dir or FERRY_DATA_DIR", config.data_dir.display())
     })?;
     let store = crate::commands::open_store(&config).await?;
-    if config.ingest.enabled {
+    // One recorder per process; a second `serve` in the same process (tests)
+    // keeps the first one's.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "metrics are not collected"))
+        .ok();
+    metrics::gauge!("ferry_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    if !config.sftp.enabled && !config.web.enabled && !config.ingest.enabled {
         tracing::warn!(
-            "ingest is not part of this build yet; finished uploads are logged and stay in /inbound"
-        );
-    }
-    if !config.sftp.enabled && !config.web.enabled {
-        tracing::warn!(
-            "[sftp] and [web] are both disabled and nothing else is available yet: waiting for a stop signal"
+            "[sftp], [web] and [ingest] are all disabled: nothing to run; waiting for a stop signal"
         );
         shutdown_signal().await;
         return Ok(());
@@ -64,6 +66,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let ingest = if config.ingest.enabled {
+        let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Some((server, _)) = &sftp {
+            tokio::spawn(forward_finished_uploads(
+                server.subscribe_uploads(),
+                finished_tx,
+            ));
+        }
+        Some(tokio::spawn(ferry_ingest::run(
+            ingest_settings(&config),
+            store.clone(),
+            finished_rx,
+            stopped(),
+        )))
+    } else {
+        tracing::info!("[ingest] enabled = false: finished uploads stay in /inbound");
+        None
+    };
+
     let web = if config.web.enabled {
         let listener = tokio::net::TcpListener::bind(config.web.listen)
             .await
@@ -97,19 +118,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             key_policy: ferry_keys::KeyPolicy {
                 min_rsa_bits: config.keys.min_rsa_bits,
             },
+            public_url: if config.web.public_url.is_empty() {
+                format!("http://{addr}")
+            } else {
+                config.web.public_url.clone()
+            },
+            session_limits: ferry_store::SessionLimits::default(),
+            metrics: metrics.clone(),
         };
+        let public_url = web_config.public_url.clone();
+        let web = ferry_web::Web::new(web_config);
         tracing::info!("web listening on {addr}");
-        Some(tokio::spawn(ferry_web::serve(
-            listener,
-            web_config,
-            stopped(),
-        )))
+        if let Some(path) = web.offer_setup_link().await? {
+            // The one place a secret is printed: it works once, for an hour,
+            // and only while no admin exists. Not through the log.
+            println!(
+                "No admin user exists yet. Open this link within one hour to create the first vendor admin:\n  {public_url}{path}\n(or run `ferry admin create USER --role vendor-admin` on this machine)"
+            );
+        }
+        Some(tokio::spawn(ferry_web::serve(listener, web, stopped())))
     } else {
         None
     };
 
     if let Some((server, _)) = sftp {
         server.run(stopped()).await?;
+    }
+    if let Some(ingest) = ingest {
+        ingest.await.context("ingest stopped unexpectedly")?;
     }
     if let Some(web) = web {
         web.await
@@ -118,6 +154,68 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The pipeline's settings from `[ingest]` and `data_dir`.
+fn ingest_settings(config: &Config) -> ferry_ingest::IngestSettings {
+    let ingest = &config.ingest;
+    ferry_ingest::IngestSettings {
+        data_dir: config.data_dir.clone(),
+        settle: ingest.settle,
+        quiet_period: ingest.quiet_period,
+        retention: ingest.retention,
+        scan_interval: ingest.scan_interval,
+        poll_interval: ingest.poll_interval,
+        max_row_drop: ingest.max_row_drop,
+        rules: ingest.rules.clone(),
+        node_id: if ingest.node_id.is_empty() {
+            host_name()
+        } else {
+            ingest.node_id.clone()
+        },
+        handoff: ingest.handoff.clone(),
+    }
+}
+
+/// The machine's name (the default node id), else `ferry`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "ferry".to_owned())
+}
+
+/// Passes the SFTP layer's "upload finished" events to ingest (partial
+/// uploads are recorded by the SFTP layer and never processed). Events lost
+/// to a lagging receiver are found by ingest's scan.
+async fn forward_finished_uploads(
+    mut events: tokio::sync::broadcast::Receiver<ferry_sftp::UploadEvent>,
+    finished: tokio::sync::mpsc::UnboundedSender<ferry_ingest::FinishedUpload>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(ferry_sftp::UploadEvent::Finished(upload)) => {
+                let Some(name) = upload.path.strip_prefix("/inbound/") else {
+                    continue;
+                };
+                let _ = finished.send(ferry_ingest::FinishedUpload {
+                    account: upload.account,
+                    name: name.to_owned(),
+                });
+            }
+            Ok(ferry_sftp::UploadEvent::Partial(_)) => {}
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "ingest missed upload events; the next scan finds those files"
+                );
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -223,3 +223,58 @@ fn serve_web_token_add_and_list_keys() {
         .expect("ferry serve stops on SIGTERM");
     assert!(status.success(), "{status:?}; log:\n{}", server.log_text());
 }
+
+#[test]
+fn first_start_prints_a_setup_link_until_an_admin_exists() {
+    let env = Env::with_web();
+    let server = env.start();
+    let port = server.web_port();
+    let stdout_file = env.root().join("serve.stdout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let printed = loop {
+        let text = std::fs::read_to_string(&stdout_file).unwrap_or_default();
+        if text.contains("/setup/") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(printed.contains("within one hour"), "{printed}");
+    let link = printed
+        .split_whitespace()
+        .find(|word| word.contains("/setup/"))
+        .expect("a setup link");
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{port}/setup/")),
+        "{link}"
+    );
+    let path = &link[link.find("/setup/").unwrap()..];
+    // The secret never reaches the log.
+    let secret = &path["/setup/".len()..];
+    assert!(!server.log_text().contains(secret));
+    let (status, head, body) = http(port, "GET", path, None, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Create the first vendor admin"), "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("referrer-policy: no-referrer"),
+        "{head}"
+    );
+    let (status, _, _) = http(port, "GET", "/setup/not-the-secret", None, "");
+    assert_eq!(status, 404);
+    drop(server);
+
+    // Once an admin exists (here from the shell), no link is printed.
+    let admin = env.ferry_stdin(
+        &["admin", "create", "root", "--role", "vendor-admin"],
+        b"a long enough passphrase\n",
+    );
+    assert!(admin.success(), "{admin}");
+    std::fs::write(&stdout_file, "").unwrap();
+    let server = env.start();
+    // The web answers only after the setup link would have been printed.
+    let (status, _, _) = http(server.web_port(), "GET", "/healthz", None, "");
+    assert_eq!(status, 200);
+    drop(server);
+    let printed = std::fs::read_to_string(&stdout_file).unwrap();
+    assert!(!printed.contains("/setup/"), "{printed}");
+}

@@ -614,6 +614,73 @@ impl Env {
         env
     }
 
+    /// The standard test configuration with ingest enabled and fast
+    /// (settle and quiet period 1 s, queue polled every 200 ms, scans every
+    /// 2 s), plus `extra_ingest` lines in `[ingest]`; a key given there
+    /// replaces the fast default.
+    pub fn with_ingest(extra_ingest: &str) -> Env {
+        let env = Env::new();
+        let mut lines = vec!["enabled = true".to_string()];
+        for (key, value) in [
+            ("settle", "\"1s\""),
+            ("quiet_period", "\"1s\""),
+            ("poll_interval", "\"200ms\""),
+            ("scan_interval", "\"2s\""),
+        ] {
+            let given = extra_ingest.lines().any(|l| {
+                l.trim_start().starts_with(&format!("{key} "))
+                    || l.trim_start().starts_with(&format!("{key}="))
+            });
+            if !given {
+                lines.push(format!("{key} = {value}"));
+            }
+        }
+        lines.push(extra_ingest.to_string());
+        let text = std::fs::read_to_string(&env.config).expect("read config");
+        let text = text.replace(
+            "[ingest]\nenabled = false\n",
+            &format!("[ingest]\n{}\n", lines.join("\n")),
+        );
+        std::fs::write(&env.config, text).expect("write config");
+        env
+    }
+
+    /// `ferry uploads list [ACCOUNT] --json`, parsed.
+    pub fn uploads(&self, account: Option<&str>) -> Vec<serde_json::Value> {
+        let mut args = vec!["uploads", "list", "--json"];
+        args.extend(account);
+        let r = self.ferry_ok(&args);
+        match serde_json::from_str::<serde_json::Value>(&r.stdout) {
+            Ok(serde_json::Value::Array(items)) => items,
+            other => {
+                panic!("`ferry uploads list --json` did not print a JSON array: {other:?}\n{r}")
+            }
+        }
+    }
+
+    /// Polls `ferry uploads list ACCOUNT --json` until `done` holds for the
+    /// rows; returns them, or panics with the last rows after `timeout`.
+    pub fn wait_uploads(
+        &self,
+        account: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = self.uploads(Some(account));
+            if done(&rows) {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {timeout:?} for {what}; uploads of {account}: {rows:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -857,9 +924,16 @@ pub fn is_warn_or_error(line: &str) -> bool {
 impl Server {
     pub fn start(env: &Env) -> Server {
         let mut cmd = ferry_command(&env.config);
+        // stdout (where the first-start setup link goes) is kept in
+        // ROOT/serve.stdout, appended to across restarts.
+        let stdout = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(env.root().join("serve.stdout"))
+            .expect("open serve.stdout");
         cmd.arg("serve")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .process_group(0);
         let mut child = cmd
@@ -1010,6 +1084,16 @@ impl Server {
         }
         signal_pid(self.child.id(), "TERM");
         self.wait_exit(timeout)
+    }
+
+    /// Kills the server with SIGKILL (no clean-up at all, as in a crash) and
+    /// waits for it to be gone.
+    pub fn kill9(&mut self) {
+        signal_pid(self.child.id(), "KILL");
+        assert!(
+            self.wait_exit(Duration::from_secs(10)).is_some(),
+            "ferry serve did not die from SIGKILL within 10 s"
+        );
     }
 
     /// Waits up to `timeout` for the process to exit.

@@ -1,11 +1,16 @@
 //! Ingest: what happens to a district's upload once it is finished.
 //!
-//! **Only the checks exist so far.** This crate holds the file checks, the
-//! date-suffix / logical-name mapping, the OneRoster and Clever set checks,
-//! the roster guard's arithmetic and the plain-text report, as a pure library:
-//! no file watching, no job queue, no hand-off, no archive, no retention and
-//! no CLI yet (those are later parts of the ingest issue). Nothing here touches
-//! the store, the clock or the file system; callers pass readers and facts in.
+//! Two halves:
+//! - **The pipeline** ([`run`], [`IngestSettings`]): finished-file
+//!   detection (SFTP events, a watcher, periodic scans, the settle rule),
+//!   the durable job queue in the store's `uploads` table, batches per quiet
+//!   account, the checks, the roster guard, the hand-off (command and/or
+//!   signed webhook), the archive, the reports and retention. Modules:
+//!   `layout` (paths), `finished` (when a file is finished), `scan`, `watch`,
+//!   `batch` (one claimed batch, start to end), `handoff`, `archive`,
+//!   `pipeline` (the running tasks).
+//! - **The checks**, a pure library that touches neither the store, the
+//!   clock nor the file system: callers pass readers and facts in.
 //!
 //! # Checking one file
 //! ```
@@ -76,11 +81,9 @@
 //! a row spanning lines is reported on the line it starts on.
 //!
 //! # Rules (TOML)
-//! [`Rules`] deserialises from this shape; a later issue puts it in
-//! `config/ferry.toml` (suggested: under `[ingest]`, i.e. `[[ingest.rules]]`
-//! and `[[ingest.accounts.NAME.rules]]`, with the ingest config holding the
-//! two public fields, since [`Rules`] refuses unknown keys and so cannot be
-//! `#[serde(flatten)]`ed). For each file the account's rules are
+//! [`Rules`] deserialises from this shape; `ferry serve` reads it from the
+//! file named by `[ingest] rules_file` (none: the default below for every
+//! file). For each file the account's rules are
 //! tried in order, then the global ones; the first whose pattern matches wins
 //! as a whole (rules are not merged). With no match, the default applies:
 //! generic CSV, charset and delimiter `auto`, no required columns, no size
@@ -115,17 +118,32 @@
 //! - `clever`: schools, students, teachers, sections and enrollments are
 //!   required (staff optional), each with Clever's required columns.
 
+mod archive;
+mod batch;
 mod charset;
 mod checker;
 mod csv_scan;
 mod delimiter;
 mod file_name;
+mod finished;
 mod guard;
+mod handoff;
+mod layout;
+mod pipeline;
 mod problem;
 mod profile;
 mod report_text;
 mod rules;
+mod scan;
 mod set;
+mod watch;
+
+pub use archive::{move_into, numbered_name, remove_expired, report_file_name};
+pub use batch::BatchError;
+pub use finished::{Settler, is_client_temp_name, is_temp_path};
+pub use handoff::{HandoffBody, HandoffError, HandoffFile, HandoffSettings, signature};
+pub use layout::Layout;
+pub use pipeline::{FinishedUpload, IngestSettings, MAX_AUTOMATIC_ATTEMPTS, run};
 
 pub use charset::{Charset, CharsetRule};
 pub use checker::{CheckError, FileChecker, FileReport, READ_BUFFER_BYTES, check_reader};

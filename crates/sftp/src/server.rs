@@ -281,7 +281,8 @@ fn log_session_end(peer: SocketAddr, banner: &OnceLock<String>, error: russh::Er
     }
 }
 
-/// Records partial uploads and publishes every upload event.
+/// Records partial uploads (finished ones are ingest's to record) and
+/// publishes every upload event.
 async fn record_upload_events(
     store: Store,
     mut events: mpsc::UnboundedReceiver<UploadEvent>,
@@ -295,10 +296,12 @@ async fn record_upload_events(
             UploadEvent::Partial(p) => {
                 tracing::info!(account = %p.account, path = %p.path, size = p.size, "upload ended without close: recorded as partial");
                 let size = i64::try_from(p.size).unwrap_or(i64::MAX);
+                // Named like ingest names finished files: the path under /inbound.
+                let name = p.path.strip_prefix("/inbound/").unwrap_or(&p.path);
                 if let Err(e) = store
                     .record_upload(
                         &p.account,
-                        &p.path,
+                        name,
                         size,
                         UploadState::Partial,
                         Some("the connection ended before the file was closed"),

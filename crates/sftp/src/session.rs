@@ -87,6 +87,7 @@ impl SshSession {
             Err(reason) => (AuthResult::Refused, reason.clone()),
         };
         self.record(user, &fingerprint, key, result, &reason).await;
+        metrics::counter!("ferry_sftp_logins_total", "result" => result.as_str()).increment(1);
         match verdict {
             Ok(key_id) => {
                 if let Err(e) = self.shared.store.mark_key_used(key_id).await {

@@ -20,6 +20,7 @@ use crate::db;
 use crate::error::{Result, StoreError};
 use crate::events::insert_audit;
 use crate::model::Actor;
+use crate::sessions::end_sessions_of;
 use crate::time::{serialize_ms, serialize_opt_ms};
 
 /// What an admin user or an API token may do.
@@ -121,7 +122,7 @@ pub fn token_hashes_match(a: &str, b: &str) -> bool {
 
 /// A new random token secret: 32 bytes from the OS-seeded generator,
 /// `ferry_` + base64url without padding.
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();
     format!(
         "{TOKEN_PREFIX}{}",
@@ -139,8 +140,28 @@ fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b))
 }
 
+/// Refuses passwords under [`MIN_PASSWORD_CHARS`] characters.
+fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(StoreError::InvalidValue {
+            what: "an admin password",
+            rule: "at least 12 characters (a passphrase of a few words is easiest)",
+            got: format!("{} characters", password.chars().count()),
+        });
+    }
+    Ok(())
+}
+
+/// An argon2id hash of nothing anyone types, verified against for unknown
+/// user names.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&new_secret()).unwrap_or_default())
+}
+
 /// Hashes `password` with argon2id (default parameters, random salt).
 fn hash_password(password: &str) -> Result<String> {
+    check_password(password)?;
     let hash: PasswordHash = Argon2::default()
         .hash_password(password.as_bytes())
         .map_err(|e| StoreError::Corrupt(format!("cannot hash the password: {e}")))?;
@@ -181,7 +202,7 @@ fn parse_role(text: &str) -> Result<Role> {
         .ok_or_else(|| StoreError::Corrupt(format!("role `{text}` is not a known role")))
 }
 
-fn admin_from_row(row: &AnyRow) -> Result<Admin> {
+pub(crate) fn admin_from_row(row: &AnyRow) -> Result<Admin> {
     let role: String = row.try_get("role")?;
     Ok(Admin {
         id: row.try_get("id")?,
@@ -234,13 +255,6 @@ impl Store {
                 what: "an admin user name",
                 rule: "1 to 64 characters from letters, digits, `.`, `_`, `-` and `@`",
                 got: username.to_owned(),
-            });
-        }
-        if password.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(StoreError::InvalidValue {
-                what: "an admin password",
-                rule: "at least 12 characters (a passphrase of a few words is easiest)",
-                got: format!("{} characters", password.chars().count()),
             });
         }
         let password_hash = hash_password(password)?;
@@ -302,6 +316,11 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
+            // Spend the same work as for a known user, so the answer's
+            // timing does not tell which user names exist.
+            if let Ok(dummy) = PasswordHash::new(dummy_hash()) {
+                let _ = Argon2::default().verify_password(password.as_bytes(), &dummy);
+            }
             return Ok(None);
         };
         let stored: String = row.try_get("password_hash")?;
@@ -456,6 +475,119 @@ impl Store {
         tx.commit().await?;
         Ok(token)
     }
+}
+
+impl Store {
+    /// Every admin user, oldest first (never their password hashes).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn admins(&self) -> Result<Vec<Admin>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ADMIN_SELECT} ORDER BY ad.id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(admin_from_row).collect()
+    }
+
+    /// How many admin users exist (the setup link is offered only at zero).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn admin_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM admins")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Disables (`true`) or enables an admin user. Disabling ends their
+    /// sessions at once. Audited as `admin.disable` / `admin.enable`.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchAdmin`].
+    pub async fn set_admin_disabled(
+        &self,
+        id: i64,
+        disabled: bool,
+        actor: &Actor,
+    ) -> Result<Admin> {
+        let mut tx = self.pool.begin().await?;
+        let now = db::now(self.backend, &mut *tx).await?;
+        sqlx::query("UPDATE admins SET disabled = $1 WHERE id = $2")
+            .bind(disabled)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let admin = admin_by_id(&mut tx, id).await?;
+        if disabled {
+            end_sessions_of(&mut tx, id, now).await?;
+        }
+        let (action, verb) = if disabled {
+            ("admin.disable", "disabled")
+        } else {
+            ("admin.enable", "enabled")
+        };
+        let detail = format!("{verb} admin {}", admin.username);
+        insert_audit(
+            &mut tx,
+            now,
+            actor,
+            admin.account.as_deref(),
+            action,
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(admin)
+    }
+
+    /// Sets a new password for an admin user and ends their sessions.
+    /// Audited as `admin.password` (the password never appears anywhere).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidValue`] for a short password; [`StoreError::NoSuchAdmin`].
+    pub async fn set_admin_password(
+        &self,
+        id: i64,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<Admin> {
+        let password_hash = hash_password(password)?;
+        let mut tx = self.pool.begin().await?;
+        let now = db::now(self.backend, &mut *tx).await?;
+        sqlx::query("UPDATE admins SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let admin = admin_by_id(&mut tx, id).await?;
+        end_sessions_of(&mut tx, id, now).await?;
+        let detail = format!("set a new password for admin {}", admin.username);
+        insert_audit(
+            &mut tx,
+            now,
+            actor,
+            admin.account.as_deref(),
+            "admin.password",
+            &detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(admin)
+    }
+}
+
+async fn admin_by_id(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Admin> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{ADMIN_SELECT} WHERE ad.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(StoreError::NoSuchAdmin { id })?;
+    admin_from_row(&row)
 }
 
 #[cfg(test)]

@@ -67,11 +67,21 @@ pub(crate) fn migrator(backend: Backend) -> &'static Migrator {
     }
 }
 
-/// `template` with `{now}` replaced by the backend's clock expression.
+/// `template` with `{now}` replaced by the backend's clock expression, and
+/// `{skip_locked}` by `FOR UPDATE SKIP LOCKED` on PostgreSQL (nothing on
+/// SQLite, where a writing transaction holds the whole database anyway).
 pub(crate) fn sql(backend: Backend, template: &'static str) -> AssertSqlSafe<String> {
-    // Only compile-time templates and the fixed clock expression go in here:
-    // values are always bound as parameters.
-    AssertSqlSafe(template.replace("{now}", backend.now_expr()))
+    // Only compile-time templates and fixed expressions go in here: values
+    // are always bound as parameters.
+    let skip_locked = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+    };
+    AssertSqlSafe(
+        template
+            .replace("{now}", backend.now_expr())
+            .replace("{skip_locked}", skip_locked),
+    )
 }
 
 /// The database clock (unix ms), read with `executor` (a pool or a transaction).

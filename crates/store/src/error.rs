@@ -146,6 +146,35 @@ pub enum StoreError {
         id: i64,
     },
 
+    /// No admin user has this id.
+    #[error("no admin user with id {id}; list them on the Admins page")]
+    NoSuchAdmin {
+        /// The id as given.
+        id: i64,
+    },
+
+    /// No upload has this id.
+    #[error("no upload with id {id}; list uploads and their ids with `ferry uploads list`")]
+    NoSuchUpload {
+        /// The id as given.
+        id: i64,
+    },
+
+    /// An upload is not in a state the asked change applies to.
+    #[error(
+        "upload {id} is {state}, so it cannot be {action}: only {allowed} uploads can; see `ferry uploads show {id}`"
+    )]
+    UploadNotInState {
+        /// The upload's id.
+        id: i64,
+        /// Its state now.
+        state: crate::UploadState,
+        /// What was asked: "approved", "rejected", "retried".
+        action: &'static str,
+        /// The states the change applies to, in words.
+        allowed: &'static str,
+    },
+
     /// Any other database failure.
     #[error(
         "database error: {0}; if it persists, check that the database is reachable and migrated (`ferry migrate`)"

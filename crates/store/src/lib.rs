@@ -21,6 +21,8 @@ mod error;
 mod events;
 mod keys;
 mod model;
+mod queue;
+mod sessions;
 mod time;
 mod uploads;
 
@@ -34,6 +36,8 @@ pub use model::{
     Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, KeyRecord,
     KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload, UploadState,
 };
+pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
+pub use sessions::{SessionLimits, WebSession};
 pub use time::format_timestamp;
 
 use sqlx::AnyPool;

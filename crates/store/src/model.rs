@@ -565,8 +565,25 @@ pub struct Upload {
     /// When the row last changed.
     #[serde(serialize_with = "serialize_ms")]
     pub updated_at: i64,
-    /// Free text, e.g. why an upload is partial.
+    /// Free text, e.g. why an upload is partial, or what the pipeline did.
     pub detail: Option<String>,
+    /// The name with its date suffix removed (`students.csv`), once checked.
+    pub logical_name: Option<String>,
+    /// Data rows (header excluded), once checked.
+    pub rows: Option<i64>,
+    /// The batch the file travels in, once claimed.
+    pub batch_id: Option<i64>,
+    /// Times the pipeline took the job up.
+    pub attempts: i64,
+    /// The last thing that went wrong (hand-off errors), if any.
+    pub last_error: Option<String>,
+    /// An admin's decision on a held file: `approved` or `rejected`.
+    pub decision: Option<String>,
+    /// When the file was handed over, if it was.
+    #[serde(serialize_with = "serialize_opt_ms")]
+    pub handed_off_at: Option<i64>,
+    /// Where the file was archived, relative to the account's root.
+    pub archive_path: Option<String>,
 }
 
 /// A revoked key, for nodes that end live sessions ([`crate::Store::revoked_since`]).

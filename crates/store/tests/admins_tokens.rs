@@ -2,7 +2,7 @@
 //! is set (CI sets it), on PostgreSQL: migration 0002 in both dialects,
 //! hashing, lookup, revocation, the role/account rules and the audit rows.
 
-use ferry_store::{Actor, Role, Store, StoreError, token_hash};
+use ferry_store::{Actor, Role, SessionLimits, Store, StoreError, token_hash};
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
 const PG_ENV: &str = "FERRY_TEST_POSTGRES_URL";
@@ -15,12 +15,16 @@ async fn check(store: Store) {
         .unwrap();
 
     // Tokens: shown once, stored hashed, found by secret, revocable.
-    let (vendor, secret) = store
+    let (vendor, token_secret) = store
         .create_api_token(Role::VendorAdmin, None, &cli)
         .await
         .unwrap();
-    assert!(secret.starts_with("ferry_"));
-    let found = store.api_token_by_secret(&secret).await.unwrap().unwrap();
+    assert!(token_secret.starts_with("ferry_"));
+    let found = store
+        .api_token_by_secret(&token_secret)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, vendor);
     assert!(
         store
@@ -36,7 +40,7 @@ async fn check(store: Store) {
     assert_eq!(district.account.as_deref(), Some("alpha"));
     let listed = store.api_tokens().await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert_ne!(token_hash(&secret), token_hash(&district_secret));
+    assert_ne!(token_hash(&token_secret), token_hash(&district_secret));
     let revoked = store.revoke_api_token(district.id, &cli).await.unwrap();
     assert!(revoked.revoked_at.is_some());
     assert!(
@@ -103,14 +107,110 @@ async fn check(store: Store) {
         Err(StoreError::AdminExists { .. })
     ));
 
+    // Sessions: server-side, ended by sign-out, by idling, by age, by
+    // disabling the admin or setting a new password.
+    let limits = SessionLimits::default();
+    let root = store.admin("root").await.unwrap().unwrap();
+    let secret = store.start_session(&root, Some("127.0.0.1")).await.unwrap();
+    let session = store.session(&secret, limits).await.unwrap().unwrap();
+    assert_eq!(session.admin, root);
+    assert!(store.session("ferry_nope", limits).await.unwrap().is_none());
+    store.end_session(&secret).await.unwrap();
+    assert!(store.session(&secret, limits).await.unwrap().is_none());
+
+    let secret = store.start_session(&root, None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let idle = SessionLimits {
+        idle_ms: 5,
+        absolute_ms: 60_000,
+    };
+    assert!(
+        store.session(&secret, idle).await.unwrap().is_none(),
+        "idled out"
+    );
+    assert!(
+        store.session(&secret, limits).await.unwrap().is_none(),
+        "stays ended"
+    );
+    let secret = store.start_session(&root, None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let old = SessionLimits {
+        idle_ms: 60_000,
+        absolute_ms: 5,
+    };
+    assert!(
+        store.session(&secret, old).await.unwrap().is_none(),
+        "too old"
+    );
+
+    let secret = store.start_session(&root, None).await.unwrap();
+    store
+        .set_admin_password(root.id, "another long passphrase", &cli)
+        .await
+        .unwrap();
+    assert!(
+        store.session(&secret, limits).await.unwrap().is_none(),
+        "new password ends it"
+    );
+    assert!(
+        store
+            .verify_admin_password("root", "a long enough passphrase")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .verify_admin_password("root", "another long passphrase")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        store.set_admin_password(root.id, "short", &cli).await,
+        Err(StoreError::InvalidValue { .. })
+    ));
+    let secret = store.start_session(&root, None).await.unwrap();
+    let disabled = store.set_admin_disabled(root.id, true, &cli).await.unwrap();
+    assert!(disabled.disabled);
+    assert!(
+        store.session(&secret, limits).await.unwrap().is_none(),
+        "disabling ends it"
+    );
+    assert!(
+        store
+            .verify_admin_password("root", "another long passphrase")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .set_admin_disabled(root.id, false, &cli)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.set_admin_disabled(9999, true, &cli).await,
+        Err(StoreError::NoSuchAdmin { id: 9999 })
+    ));
+    assert_eq!(store.admin_count().await.unwrap(), 1);
+    assert_eq!(store.admins().await.unwrap().len(), 1);
+
     let audit = store.audit_events(None, 100).await.unwrap();
-    for action in ["token.create", "token.revoke", "admin.create"] {
+    for action in [
+        "token.create",
+        "token.revoke",
+        "admin.create",
+        "admin.sign-in",
+        "admin.password",
+        "admin.disable",
+        "admin.enable",
+    ] {
         assert!(audit.iter().any(|e| e.action == action), "no {action}");
     }
     assert!(
         audit
             .iter()
-            .all(|e| !e.detail.contains("passphrase") && !e.detail.contains(&secret))
+            .all(|e| !e.detail.contains("passphrase") && !e.detail.contains(&token_secret))
     );
 }
 

@@ -10,14 +10,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ferry_store::NewKey;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
-use crate::{AppState, HostKey};
+use crate::{AppState, HostKey, service};
 
 /// The OpenAPI 3 document.
 #[derive(OpenApi)]
@@ -28,6 +27,7 @@ use crate::{AppState, HostKey};
     ),
     paths(
         healthz,
+        metrics,
         host_key_pub,
         openapi_json,
         host_keys,
@@ -42,7 +42,9 @@ use crate::{AppState, HostKey};
         revoke_key,
         activate_key,
         auth_attempts,
-        uploads
+        uploads,
+        approve_upload,
+        reject_upload
     ),
     components(schemas(ErrorBody, HostKey, NewAccount, AccountPatch))
 )]
@@ -56,9 +58,26 @@ pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Any other path.
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::not_found()
+/// Counters and gauges in the Prometheus text format. Names and labels
+/// carry no account names, addresses or keys.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+    (status = 404, description = "metrics are not collected by this process", body = ErrorBody)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let Some(handle) = &state.metrics else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "this process does not collect metrics; scrape the `ferry serve` process",
+        ));
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response())
 }
 
 /// The OpenAPI document.
@@ -67,64 +86,26 @@ pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-/// `[host]:port` as known_hosts writes it (plain host for port 22).
-fn known_hosts_name(host: &str, port: u16) -> String {
-    if port == 22 {
-        host.to_owned()
-    } else {
-        format!("[{host}]:{port}")
-    }
-}
-
 /// The public host keys, their fingerprints and ready known_hosts lines.
 #[utoipa::path(get, path = "/api/v1/host-keys", responses((status = 200, description = "`{host, port, keys: [{algorithm, fingerprint, openssh, known_hosts}]}`")))]
 pub(crate) async fn host_keys(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Json<Value> {
-    // An SFTP server on every address (0.0.0.0) has no one name: use the
-    // name this request reached the web on.
-    let host = if state.sftp_host.is_empty() {
-        headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(host_without_port)
-            .unwrap_or("localhost")
-            .to_owned()
-    } else {
-        state.sftp_host.clone()
-    };
-    let name = known_hosts_name(&host, state.sftp_port);
-    let keys: Vec<Value> = state
-        .host_keys
+    let info = service::connect_info(&state, &headers);
+    let keys: Vec<Value> = info
+        .keys
         .iter()
-        .map(|key| {
-            let key_part = key
-                .openssh
-                .split_whitespace()
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" ");
+        .map(|k| {
             json!({
-                "algorithm": key.algorithm,
-                "fingerprint": key.fingerprint,
-                "openssh": key.openssh,
-                "known_hosts": format!("{name} {key_part}"),
+                "algorithm": k.key.algorithm,
+                "fingerprint": k.key.fingerprint,
+                "openssh": k.key.openssh,
+                "known_hosts": k.known_hosts,
             })
         })
         .collect();
-    Json(json!({"host": host, "port": state.sftp_port, "keys": keys}))
-}
-
-/// `example.org:8080` → `example.org`; `[::1]:8080` → `::1`.
-fn host_without_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    }
+    Json(json!({"host": info.host, "port": info.port, "keys": keys}))
 }
 
 /// `?type=` of the host key download.
@@ -189,12 +170,11 @@ pub(crate) async fn list_accounts(
     State(state): State<AppState>,
     principal: Principal,
 ) -> ApiResult<Json<Value>> {
-    let accounts: Vec<_> = state
-        .store
-        .accounts()
-        .await?
-        .into_iter()
-        .filter(|account| principal.may_see(&account.name))
+    let accounts = service::visible_accounts(&state, &principal).await?;
+    let stale = service::stale_accounts(&state).await?;
+    let accounts: Vec<Value> = accounts
+        .iter()
+        .map(|a| service::account_json(a, &stale))
         .collect();
     Ok(Json(json!({ "accounts": accounts })))
 }
@@ -222,7 +202,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn body_rejection(rejection: BytesRejection) -> ApiError {
+pub(crate) fn body_rejection(rejection: BytesRejection) -> ApiError {
     let status = rejection.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
@@ -245,22 +225,13 @@ pub(crate) async fn create_account(
     principal: Principal,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if !principal.is_vendor() {
-        return Err(ApiError::not_found());
-    }
+    principal.check_vendor()?;
     let new: NewAccount = json_body(
         body,
         r#"{"name": "springfield-usd", "display_name": "Springfield Unified"}"#,
     )?;
-    let account = state
-        .store
-        .create_account(
-            &new.name,
-            new.display_name.as_deref(),
-            false,
-            &principal.actor(),
-        )
-        .await?;
+    let account =
+        service::create_account(&state, &principal, &new.name, new.display_name.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(json!(account))))
 }
 
@@ -274,7 +245,8 @@ pub(crate) async fn get_account(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let account = principal.visible_account(&state.store, &name).await?;
-    Ok(Json(json!(account)))
+    let stale = service::stale_accounts(&state).await?;
+    Ok(Json(service::account_json(&account, &stale)))
 }
 
 /// `PATCH /api/v1/accounts/{name}` body.
@@ -295,14 +267,9 @@ pub(crate) async fn patch_account(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     principal.check_account(&name)?;
-    if !principal.is_vendor() {
-        return Err(ApiError::not_found());
-    }
+    principal.check_vendor()?;
     let patch: AccountPatch = json_body(body, r#"{"enabled": false}"#)?;
-    let account = state
-        .store
-        .set_account_enabled(&name, patch.enabled, &principal.actor())
-        .await?;
+    let account = service::set_account_enabled(&state, &principal, &name, patch.enabled).await?;
     Ok(Json(json!(account)))
 }
 
@@ -315,28 +282,8 @@ pub(crate) async fn list_keys(
     principal: Principal,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    let keys = state.store.keys(&name).await?;
+    let keys = service::keys(&state, &principal, &name).await?;
     Ok(Json(json!({ "keys": keys })))
-}
-
-/// Judges key text; every key accepted, or a 422 naming each refused line.
-fn accepted_keys(state: &AppState, body: Result<Bytes, BytesRejection>) -> ApiResult<Vec<NewKey>> {
-    let body = body.map_err(body_rejection)?;
-    let findings = ferry_keys::parse_keys(&body, &state.key_policy)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let refusals: Vec<String> = findings
-        .iter()
-        .filter_map(|f| f.refusal().map(ToString::to_string))
-        .collect();
-    if !refusals.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no key was added: fix or remove the refused lines listed in details and send the keys again",
-        )
-        .with_details(refusals));
-    }
-    Ok(findings.iter().filter_map(NewKey::from_finding).collect())
 }
 
 /// Adds keys (body: text in any accepted format). All or nothing.
@@ -353,12 +300,8 @@ pub(crate) async fn add_keys(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    principal.check_account(&name)?;
-    let keys = accepted_keys(&state, body)?;
-    let outcomes = state
-        .store
-        .add_keys(&name, &keys, state.propagation_delay_ms, &principal.actor())
-        .await?;
+    let body = body.map_err(body_rejection)?;
+    let outcomes = service::add_keys(&state, &principal, &name, &body).await?;
     Ok((StatusCode::CREATED, Json(json!({ "keys": outcomes }))))
 }
 
@@ -394,12 +337,8 @@ pub(crate) async fn replace_keys(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    let keys = accepted_keys(&state, body)?;
-    let outcomes = state
-        .store
-        .replace_keys(&name, &keys, state.propagation_delay_ms, &principal.actor())
-        .await?;
+    let body = body.map_err(body_rejection)?;
+    let outcomes = service::replace_keys(&state, &principal, &name, &body).await?;
     Ok(Json(json!({ "keys": outcomes })))
 }
 
@@ -414,11 +353,7 @@ pub(crate) async fn revoke_key(
     principal: Principal,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    let key = state
-        .store
-        .revoke_key(&name, &id, &principal.actor())
-        .await?;
+    let key = service::revoke_key(&state, &principal, &name, &id).await?;
     Ok(Json(json!(key)))
 }
 
@@ -434,14 +369,7 @@ pub(crate) async fn activate_key(
     principal: Principal,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    if !principal.is_vendor() {
-        return Err(ApiError::not_found());
-    }
-    let key = state
-        .store
-        .activate_key(&name, &id, &principal.actor())
-        .await?;
+    let key = service::activate_key(&state, &principal, &name, &id).await?;
     Ok(Json(json!(key)))
 }
 
@@ -489,4 +417,50 @@ pub(crate) async fn uploads(
     principal.visible_account(&state.store, &name).await?;
     let uploads = state.store.uploads(Some(&name), limit.get()).await?;
     Ok(Json(json!({ "uploads": uploads })))
+}
+
+/// Approves a held upload: it is handed over despite the roster guard.
+#[utoipa::path(post, path = "/api/v1/accounts/{name}/uploads/{id}/approve",
+    params(("name" = String, Path, description = "account name"), ("id" = i64, Path, description = "upload id")),
+    responses(
+        (status = 200, description = "the upload, queued again"),
+        (status = 404, description = "no such account or upload (or not yours)", body = ErrorBody),
+        (status = 409, description = "the upload is not held", body = ErrorBody)))]
+pub(crate) async fn approve_upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let upload = service::decide_upload(
+        &state,
+        &principal,
+        &name,
+        &id,
+        service::UploadDecision::Approve,
+    )
+    .await?;
+    Ok(Json(json!(upload)))
+}
+
+/// Rejects a held upload: it is archived and never handed over.
+#[utoipa::path(post, path = "/api/v1/accounts/{name}/uploads/{id}/reject",
+    params(("name" = String, Path, description = "account name"), ("id" = i64, Path, description = "upload id")),
+    responses(
+        (status = 200, description = "the upload, queued to be archived"),
+        (status = 404, description = "no such account or upload (or not yours)", body = ErrorBody),
+        (status = 409, description = "the upload is not held", body = ErrorBody)))]
+pub(crate) async fn reject_upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let upload = service::decide_upload(
+        &state,
+        &principal,
+        &name,
+        &id,
+        service::UploadDecision::Reject,
+    )
+    .await?;
+    Ok(Json(json!(upload)))
 }

@@ -84,10 +84,13 @@ impl From<StoreError> for ApiError {
         let status = match &err {
             StoreError::NoSuchAccount { .. }
             | StoreError::NoSuchKey { .. }
+            | StoreError::NoSuchAdmin { .. }
+            | StoreError::NoSuchUpload { .. }
             | StoreError::NoSuchToken { .. } => StatusCode::NOT_FOUND,
             StoreError::AccountExists { .. }
             | StoreError::AdminExists { .. }
-            | StoreError::KeyNotPending { .. } => StatusCode::CONFLICT,
+            | StoreError::KeyNotPending { .. }
+            | StoreError::UploadNotInState { .. } => StatusCode::CONFLICT,
             StoreError::InvalidAccountName { .. }
             | StoreError::InvalidValue { .. }
             | StoreError::NoKeys { .. }
@@ -110,5 +113,27 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// A page's error: send the browser to sign in, or show an error page with
+/// the API error's status and words (rendered in `views`).
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// No live session: 303 to the sign-in page.
+    SignIn,
+    /// Anything else, shown as a page.
+    Api(ApiError),
+}
+
+impl From<ApiError> for PageError {
+    fn from(err: ApiError) -> Self {
+        Self::Api(err)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(err: StoreError) -> Self {
+        Self::Api(err.into())
     }
 }

@@ -1,21 +1,32 @@
-//! ferry-web: the admin web's JSON API (DESIGN.md, "HTTP API").
+//! ferry-web: the admin web — HTML pages for people, a JSON API for scripts
+//! (DESIGN.md, "HTTP API").
 //!
-//! This crate exists to put the store's service functions on HTTP for
-//! scripts, with one authorization rule in one place: a vendor admin's token
-//! sees every account, a district admin's token only its own, and every
-//! other account answers 404 (never 403), exactly like an account that does
-//! not exist. It holds no SQL (everything goes through [`ferry_store::Store`])
-//! and no key parsing of its own (that is `ferry-keys`). The HTML pages will
-//! call the same handlers' helpers later.
+//! This crate exists to put the store's service functions on HTTP with one
+//! authorization rule in one place: a vendor admin sees every account, a
+//! district admin (and its tokens) only its own, and every other account
+//! answers 404 (never 403), exactly like an account that does not exist. The
+//! pages and the API call the same functions in `service`; neither holds SQL
+//! (that is [`ferry_store::Store`]) or key parsing (that is `ferry-keys`).
 //!
-//! - [`router`] builds the axum router; [`api_routes`] lists every API route
-//!   it serves (method, path), for the OpenAPI completeness test.
+//! Read in this order: `auth` (who is calling: a bearer token or a sign-in
+//! session, and the CSRF rule), `service` (what a caller may do), `api` (the
+//! JSON routes), `pages` and `views` (the HTML), `throttle` (sign-in limits).
+//!
+//! - [`Web`] holds the state; [`Web::offer_setup_link`] makes the one-time
+//!   link that creates the first vendor admin; [`Web::router`] the routes.
+//! - [`router`] builds the axum router for a config; [`api_routes`] lists
+//!   every API route it serves (method, path), for the OpenAPI test.
 //! - [`openapi`] is the OpenAPI 3 document, served at `/api/v1/openapi.json`.
 //! - [`serve`] runs the router on a listener until a shutdown future completes.
 
 mod api;
 mod auth;
 mod error;
+mod forms;
+mod pages;
+mod service;
+mod throttle;
+mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +41,7 @@ use ferry_store::Store;
 pub use api::ApiDoc;
 pub use auth::Principal;
 pub use error::ApiError;
+pub use pages::PAGE_ROUTES;
 
 /// Largest request body read (key uploads included): 1 MiB.
 pub const MAX_BODY_BYTES: usize = ferry_keys::MAX_INPUT_BYTES;
@@ -61,10 +73,90 @@ pub struct WebConfig {
     pub propagation_delay_ms: i64,
     /// Which keys are accepted.
     pub key_policy: KeyPolicy,
+    /// The address people reach the web on (`https://…` makes the session
+    /// cookie `Secure`).
+    pub public_url: String,
+    /// Session idle and absolute lifetimes.
+    pub session_limits: ferry_store::SessionLimits,
+    /// The process's metrics, served at `/metrics`; `None`: 404 there.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// Shared state of the router.
-pub(crate) type AppState = Arc<WebConfig>;
+pub(crate) type AppState = Arc<App>;
+
+/// The configuration plus what the web keeps in memory.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) config: WebConfig,
+    /// Failed sign-ins per address and per user name.
+    pub(crate) throttle: throttle::SignInThrottle,
+    /// The SHA-256 of the one-time setup secret and when it stops working.
+    pub(crate) setup: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = WebConfig;
+    fn deref(&self) -> &WebConfig {
+        &self.config
+    }
+}
+
+/// The admin web: build it, maybe offer a setup link, then serve its router.
+#[derive(Debug, Clone)]
+pub struct Web {
+    app: AppState,
+}
+
+/// How long the first-start setup link works.
+pub const SETUP_LINK_VALID: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Web {
+    /// The web for `config`.
+    #[must_use]
+    pub fn new(config: WebConfig) -> Self {
+        Self {
+            app: Arc::new(App {
+                config,
+                throttle: throttle::SignInThrottle::default(),
+                setup: std::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// When no admin user exists yet: a one-time path (`/setup/<secret>`),
+    /// valid for [`SETUP_LINK_VALID`], whose form creates the first vendor
+    /// admin. `None` once any admin exists.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn offer_setup_link(&self) -> Result<Option<String>, ferry_store::StoreError> {
+        if self.app.store.admin_count().await? > 0 {
+            return Ok(None);
+        }
+        let secret = auth::new_secret();
+        let until = std::time::Instant::now() + SETUP_LINK_VALID;
+        *self
+            .app
+            .setup
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((ferry_store::token_hash(&secret), until));
+        Ok(Some(format!("/setup/{secret}")))
+    }
+
+    /// The router: every page and API route, bodies capped at
+    /// [`MAX_BODY_BYTES`], security headers on every answer.
+    pub fn router(&self) -> Router {
+        build()
+            .router
+            .merge(pages::routes())
+            .fallback(pages::not_found)
+            .layer(axum::middleware::from_fn(views::security_headers))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.app.clone())
+    }
+}
 
 /// Builds the router and records every route it adds.
 struct Routes {
@@ -94,6 +186,7 @@ fn build() -> Routes {
     };
     routes
         .add("/healthz", &["GET"], get(api::healthz))
+        .add("/metrics", &["GET"], get(api::metrics))
         .add("/host-key.pub", &["GET"], get(api::host_key_pub))
         .add("/api/v1/openapi.json", &["GET"], get(api::openapi_json))
         .add("/api/v1/host-keys", &["GET"], get(api::host_keys))
@@ -137,16 +230,21 @@ fn build() -> Routes {
             &["GET"],
             get(api::uploads),
         )
+        .add(
+            "/api/v1/accounts/{name}/uploads/{id}/approve",
+            &["POST"],
+            post(api::approve_upload),
+        )
+        .add(
+            "/api/v1/accounts/{name}/uploads/{id}/reject",
+            &["POST"],
+            post(api::reject_upload),
+        )
 }
 
-/// The router for `config`: every route of DESIGN.md's HTTP API that this
-/// build serves, bodies capped at [`MAX_BODY_BYTES`].
+/// The router for `config` (see [`Web::router`]).
 pub fn router(config: WebConfig) -> Router {
-    build()
-        .router
-        .fallback(api::not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Arc::new(config))
+    Web::new(config).router()
 }
 
 /// Every route [`router`] serves, as (method, path) with `{param}` placeholders.
@@ -161,17 +259,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     <ApiDoc as utoipa::OpenApi>::openapi()
 }
 
-/// Serves `config` on `listener` until `shutdown` completes, then finishes
+/// Serves `web` on `listener` until `shutdown` completes, then finishes
 /// the requests in flight.
 ///
 /// # Errors
 /// The listener's I/O error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    config: WebConfig,
+    web: Web,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(config).into_make_service_with_connect_info::<SocketAddr>();
+    let app = web
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

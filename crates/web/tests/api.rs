@@ -2,171 +2,23 @@
 //! the authorization matrix, key refusals, all-or-nothing, body limits,
 //! token storage and the OpenAPI document's completeness.
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use ferry_keys::KeyPolicy;
-use ferry_store::{Actor, NewKey, Role, Store};
-use ferry_web::{HostKey, WebConfig};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
+mod common;
 
-const K1: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN0dT4WOFiLJfa9kHP8Jwfzv0L9YS+2URatPEGnBIPe4 k1@test";
-const K2: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOerZ8woMBQCS0SNTocAZ2s67JI984JuldiM4emaztzB k2@test";
-const K3: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL+c0bofPM46sXdJ/OYcvnHHcJv0dcEkTLqly5xOfAH8 k3@test";
-const SHORT_RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDNn9XxnKBsLcXL3sYDob1CHIEGD7Ka9hrA8ohYHb7LzQJcrr9z/iShWcNnI4G/6LyiJDXINm0HxBwvSZn/f++pXXG+9dJIYnUlx+L62Zt4S7vVkZPQoA2liDXDdwxIXuexlp7JfOAkXyTF4ZBxSun9aXY4rnZEuMkuWhrzcshr9w== short";
-
-/// One installation: accounts `alpha` (with a pending key) and `beta`, and a
-/// token for each kind of caller.
-struct Fixture {
-    store: Store,
-    app: Router,
-    vendor: String,
-    alpha: String,
-    beta: String,
-    pending_key_id: i64,
-}
-
-fn policy() -> KeyPolicy {
-    KeyPolicy { min_rsa_bits: 2048 }
-}
-
-fn new_key(line: &str) -> NewKey {
-    let findings = ferry_keys::parse_keys(line.as_bytes(), &policy()).expect("parse");
-    NewKey::from_finding(&findings[0]).expect("accepted key")
-}
-
-async fn fixture_with(store: Store) -> Fixture {
-    store.migrate().await.expect("migrate");
-    let cli = Actor::new("cli:test");
-    store
-        .create_account("alpha", Some("Alpha USD"), false, &cli)
-        .await
-        .unwrap();
-    store
-        .create_account("beta", None, false, &cli)
-        .await
-        .unwrap();
-    let added = store
-        .add_keys("alpha", &[new_key(K1)], 600_000, &cli)
-        .await
-        .unwrap();
-    let (_, vendor) = store
-        .create_api_token(Role::VendorAdmin, None, &cli)
-        .await
-        .unwrap();
-    let (_, alpha) = store
-        .create_api_token(Role::DistrictAdmin, Some("alpha"), &cli)
-        .await
-        .unwrap();
-    let (_, beta) = store
-        .create_api_token(Role::DistrictAdmin, Some("beta"), &cli)
-        .await
-        .unwrap();
-    let app = ferry_web::router(WebConfig {
-        store: store.clone(),
-        host_keys: vec![
-            HostKey {
-                algorithm: "ssh-ed25519".into(),
-                fingerprint: "SHA256:test-ed".into(),
-                openssh: K2.replace("k2@test", "host"),
-            },
-            HostKey {
-                algorithm: "ssh-rsa".into(),
-                fingerprint: "SHA256:test-rsa".into(),
-                openssh: SHORT_RSA.replace("short", "host"),
-            },
-        ],
-        sftp_host: "sftp.example.org".into(),
-        sftp_port: 2222,
-        propagation_delay_ms: 600_000,
-        key_policy: policy(),
-    });
-    Fixture {
-        store,
-        app,
-        vendor,
-        alpha,
-        beta,
-        pending_key_id: added[0].key.id,
-    }
-}
-
-async fn fixture() -> Fixture {
-    fixture_with(Store::connect("sqlite::memory:").await.expect("connect")).await
-}
-
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    headers: axum::http::HeaderMap,
-    text: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-}
-
-async fn call(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    body: Vec<u8>,
-) -> Answer {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        content_type,
-        headers,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Caller {
-    Vendor,
-    OwnDistrict,
-    OtherDistrict,
-    BadToken,
-    NoCredentials,
-}
-
-const CALLERS: [Caller; 5] = [
-    Caller::Vendor,
-    Caller::OwnDistrict,
-    Caller::OtherDistrict,
-    Caller::BadToken,
-    Caller::NoCredentials,
-];
+use axum::http::{Method, StatusCode, header};
+use common::*;
+use ferry_store::{Actor, Role, SessionLimits, Store};
 
 /// A concrete request for every route of the router, aimed at account
 /// `alpha`, with the body a successful call needs.
-fn request_for(method: &str, path: &str, key_id: i64) -> (Method, String, Vec<u8>) {
+fn request_for(method: &str, path: &str, f: &Fixture) -> (Method, String, Vec<u8>) {
+    let id = if path.contains("/uploads/") {
+        f.held_upload_id
+    } else {
+        f.pending_key_id
+    };
     let uri = path
         .replace("{name}", "alpha")
-        .replace("{id}", &key_id.to_string());
+        .replace("{id}", &id.to_string());
     let body: Vec<u8> = match (method, path) {
         ("POST", "/api/v1/accounts") => br#"{"name": "gamma", "display_name": "Gamma"}"#.to_vec(),
         ("PATCH", _) => br#"{"enabled": false}"#.to_vec(),
@@ -180,7 +32,7 @@ fn request_for(method: &str, path: &str, key_id: i64) -> (Method, String, Vec<u8
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/host-key.pub" | "/api/v1/openapi.json" | "/api/v1/host-keys"
+        "/healthz" | "/metrics" | "/host-key.pub" | "/api/v1/openapi.json" | "/api/v1/host-keys"
     )
 }
 
@@ -232,7 +84,7 @@ async fn authorization_matrix() {
                 Caller::BadToken => Some(format!("ferry_{}", "A".repeat(43))),
                 Caller::NoCredentials => None,
             };
-            let (m, uri, body) = request_for(method, path, f.pending_key_id);
+            let (m, uri, body) = request_for(method, path, &f);
             let answer = call(&f.app, m, &uri, token.as_deref(), body).await;
             let want = expected(method, path, caller);
             rows += 1;
@@ -276,6 +128,8 @@ async fn authorization_matrix() {
                 assert_eq!(keys[0].state, ferry_store::KeyState::Pending);
                 assert!(f.store.account("gamma").await.unwrap().is_none());
                 assert!(f.store.account("alpha").await.unwrap().unwrap().enabled);
+                let held = f.store.upload(f.held_upload_id).await.unwrap().unwrap();
+                assert_eq!(held.state, ferry_store::UploadState::Held);
             }
         }
     }
@@ -699,7 +553,11 @@ async fn revoked_token_is_refused() {
 async fn tokens_are_stored_hashed_and_compared_in_constant_time() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/ferry.db", dir.path().display());
-    let f = fixture_with(Store::connect(&url).await.unwrap()).await;
+    let f = fixture_with(
+        Store::connect(&url).await.unwrap(),
+        SessionLimits::default(),
+    )
+    .await;
     // The token works…
     let answer = call(
         &f.app,
@@ -758,7 +616,11 @@ async fn tokens_are_stored_hashed_and_compared_in_constant_time() {
 async fn admins_are_hashed_with_argon2id() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/ferry.db", dir.path().display());
-    let f = fixture_with(Store::connect(&url).await.unwrap()).await;
+    let f = fixture_with(
+        Store::connect(&url).await.unwrap(),
+        SessionLimits::default(),
+    )
+    .await;
     let actor = Actor::new("cli:test");
     let password = "correct horse battery staple";
     let admin = f
@@ -876,4 +738,74 @@ async fn openapi_is_served() {
     let json = answer.json();
     assert!(json["openapi"].as_str().unwrap().starts_with("3."));
     assert!(json["paths"]["/api/v1/accounts/{name}/keys"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn held_uploads_are_approved_or_rejected_and_staleness_is_reported() {
+    let f = fixture().await;
+    let uri = format!(
+        "/api/v1/accounts/alpha/uploads/{}/approve",
+        f.held_upload_id
+    );
+    // Not through another account's path, even for the vendor.
+    let wrong = format!("/api/v1/accounts/beta/uploads/{}/approve", f.held_upload_id);
+    let answer = call(&f.app, Method::POST, &wrong, Some(&f.vendor), vec![]).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text);
+    let answer = call(&f.app, Method::POST, &uri, Some(&f.alpha), vec![]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json()["state"], "received", "queued again");
+    let decider = f.store.upload_decider(f.held_upload_id).await.unwrap();
+    assert!(decider.unwrap().starts_with("token:"));
+    let again = call(&f.app, Method::POST, &uri, Some(&f.alpha), vec![]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert!(
+        again.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("only held"),
+        "{}",
+        again.text
+    );
+    let reject = uri.replace("approve", "reject");
+    let answer = call(&f.app, Method::POST, &reject, Some(&f.alpha), vec![]).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text);
+
+    // `stale`: alpha expects files every second and has had none.
+    let cli = Actor::new("cli:test");
+    f.store
+        .set_expected_every("alpha", Some(1), &cli)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let answer = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/accounts",
+        Some(&f.vendor),
+        vec![],
+    )
+    .await;
+    let accounts = answer.json()["accounts"].as_array().unwrap().clone();
+    let stale: Vec<(String, bool)> = accounts
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_owned(),
+                a["stale"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stale,
+        vec![("alpha".to_owned(), true), ("beta".to_owned(), false)]
+    );
+    let answer = call(
+        &f.app,
+        Method::GET,
+        "/api/v1/accounts/alpha",
+        Some(&f.alpha),
+        vec![],
+    )
+    .await;
+    assert_eq!(answer.json()["stale"], true);
 }

@@ -1,0 +1,470 @@
+//! The ingest job queue: finished files in `uploads`, claimed in batches.
+//!
+//! This module exists so that every node agrees, through the database alone,
+//! on which files are waiting, which node works on which batch and until
+//! when, and what became of each file. A node claims all waiting files of a
+//! quiet account as one batch and holds a lease on it; a node that dies
+//! loses its lease and another (or itself, restarted) takes the batch up
+//! again. On PostgreSQL claims lock rows with `FOR UPDATE SKIP LOCKED`, so
+//! two nodes never take the same file. It never touches files on disk.
+
+use sqlx::Row;
+
+use crate::Store;
+use crate::accounts::lock_account;
+use crate::db;
+use crate::error::{Result, StoreError};
+use crate::model::{Upload, UploadState};
+use crate::uploads::{upload_cols, upload_from_row};
+
+/// A finished file seen in an account's `/inbound`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenFile {
+    /// The account's name.
+    pub account: String,
+    /// The path under `/inbound`, e.g. `students.csv` or `2026/students.csv`.
+    pub name: String,
+    /// Bytes.
+    pub size: i64,
+    /// Modification time, unix ms.
+    pub mtime_ms: i64,
+}
+
+/// What [`Store::enqueue_finished`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new row, with its id.
+    New(i64),
+    /// The file was replaced before it was taken: the waiting row now
+    /// describes the new content.
+    Replaced(i64),
+    /// The same file (size and mtime) is queued already.
+    AlreadyQueued(i64),
+}
+
+/// A batch a node claimed: files of one account, handed over together.
+#[derive(Debug, Clone)]
+pub struct ClaimedBatch {
+    /// The batch's id (`FERRY_BATCH_ID`).
+    pub id: i64,
+    /// The account's name.
+    pub account: String,
+    /// The files this node now works on.
+    pub uploads: Vec<Upload>,
+}
+
+/// Where a file ends, for [`Store::finish_upload`].
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    /// The new state.
+    pub state: UploadState,
+    /// What happened, in words.
+    pub detail: &'a str,
+    /// The report, when it changed.
+    pub report: Option<&'a str>,
+    /// Where the file was archived (relative to the account's root).
+    pub archive_path: Option<&'a str>,
+}
+
+impl Store {
+    /// Records a finished file as `received`, unless the same file (account,
+    /// name, size, mtime) is waiting or being taken already. A waiting row of
+    /// the same name with other content is updated instead of duplicated.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchAccount`]; [`StoreError::InvalidValue`] for a negative size.
+    pub async fn enqueue_finished(&self, file: &SeenFile) -> Result<Enqueued> {
+        if file.size < 0 {
+            return Err(StoreError::InvalidValue {
+                what: "an upload's size",
+                rule: "zero or more bytes",
+                got: file.size.to_string(),
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        let account_id = lock_account(&mut tx, &file.account).await?.ok_or_else(|| {
+            StoreError::NoSuchAccount {
+                name: file.account.clone(),
+            }
+        })?;
+        let now = db::now(self.backend, &mut *tx).await?;
+        let waiting = sqlx::query(
+            "SELECT id, size, file_mtime, state FROM uploads \
+             WHERE account_id = $1 AND name = $2 AND state IN ('received', 'checking') \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(&file.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = waiting {
+            let id: i64 = row.try_get("id")?;
+            let same = row.try_get::<i64, _>("size")? == file.size
+                && row.try_get::<Option<i64>, _>("file_mtime")? == Some(file.mtime_ms);
+            let state: String = row.try_get("state")?;
+            if same {
+                return Ok(Enqueued::AlreadyQueued(id));
+            }
+            if state == "received" {
+                sqlx::query(
+                    "UPDATE uploads SET size = $2, file_mtime = $3, updated_at = $4 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(file.size)
+                .bind(file.mtime_ms)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(Enqueued::Replaced(id));
+            }
+        }
+        let row = sqlx::query(
+            "INSERT INTO uploads (account_id, name, size, file_mtime, state, received_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'received', $5, $5) RETURNING id",
+        )
+        .bind(account_id)
+        .bind(&file.name)
+        .bind(file.size)
+        .bind(file.mtime_ms)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = row.try_get("id")?;
+        tx.commit().await?;
+        Ok(Enqueued::New(id))
+    }
+
+    /// Accounts whose waiting files are ready to travel: none arrived or
+    /// changed in the last `quiet_ms` (files an admin decided on are ready at once).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn quiet_accounts(&self, quiet_ms: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(db::sql(
+            self.backend,
+            "SELECT a.name FROM uploads u JOIN accounts a ON a.id = u.account_id \
+             WHERE u.state = 'received' GROUP BY a.name \
+             HAVING MAX(CASE WHEN u.decision IS NULL THEN u.updated_at ELSE 0 END) <= {now} - $1 \
+             ORDER BY a.name",
+        ))
+        .bind(quiet_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get("name")?)).collect()
+    }
+
+    /// Claims every waiting file of `account` as a new batch for `node`,
+    /// leased for `lease_ms`. `None` when nothing is waiting (or another
+    /// node was faster).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn claim_batch(
+        &self,
+        account: &str,
+        node: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedBatch>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(account_id) = lock_account(&mut tx, account).await? else {
+            return Ok(None);
+        };
+        let now = db::now(self.backend, &mut *tx).await?;
+        let batch: i64 = sqlx::query(
+            "INSERT INTO ingest_batches (account_id, created_at, node_id) \
+             VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(account_id)
+        .bind(now)
+        .bind(node)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        let claimed = sqlx::query(db::sql(
+            self.backend,
+            "UPDATE uploads SET state = 'checking', batch_id = $1, node_id = $2, \
+             lease_until = $3 + $4, attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM uploads WHERE account_id = $5 AND state = 'received' \
+             {skip_locked})",
+        ))
+        .bind(batch)
+        .bind(node)
+        .bind(now)
+        .bind(lease_ms)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let uploads = batch_uploads(&mut tx, batch, node).await?;
+        tx.commit().await?;
+        Ok(Some(ClaimedBatch {
+            id: batch,
+            account: account.to_owned(),
+            uploads,
+        }))
+    }
+
+    /// Takes up one batch whose lease ran out (its node died or stalled), or
+    /// whose failed hand-off is due for another try (fewer than
+    /// `max_attempts` so far). `None` when there is none.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn retake_batch(
+        &self,
+        node: &str,
+        lease_ms: i64,
+        max_attempts: i64,
+    ) -> Result<Option<ClaimedBatch>> {
+        let mut tx = self.pool.begin().await?;
+        let now = db::now(self.backend, &mut *tx).await?;
+        let retaken = sqlx::query(db::sql(
+            self.backend,
+            "UPDATE uploads SET node_id = $1, lease_until = $2 + $3, updated_at = $2, \
+             attempts = CASE WHEN state = 'handed_off' THEN attempts ELSE attempts + 1 END, \
+             state = CASE WHEN state = 'failed' THEN 'checking' ELSE state END \
+             WHERE batch_id = (SELECT batch_id FROM uploads WHERE batch_id IS NOT NULL \
+                 AND lease_until < $2 AND (state IN ('checking', 'handed_off') \
+                     OR (state = 'failed' AND attempts < $4)) \
+                 ORDER BY id LIMIT 1 {skip_locked}) \
+             AND lease_until < $2 \
+             AND (state IN ('checking', 'handed_off') OR (state = 'failed' AND attempts < $4)) \
+             RETURNING batch_id",
+        ))
+        .bind(node)
+        .bind(now)
+        .bind(lease_ms)
+        .bind(max_attempts)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(row) = retaken.first() else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let batch: i64 = row.try_get("batch_id")?;
+        let account: String = sqlx::query(
+            "SELECT a.name FROM ingest_batches b JOIN accounts a ON a.id = b.account_id \
+             WHERE b.id = $1",
+        )
+        .bind(batch)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("name")?;
+        let uploads = batch_uploads(&mut tx, batch, node).await?;
+        tx.commit().await?;
+        Ok(Some(ClaimedBatch {
+            id: batch,
+            account,
+            uploads,
+        }))
+    }
+
+    /// Ends the leases `node` holds, so its unfinished batches are taken up
+    /// at once (a node restarting after a crash calls this first).
+    /// Returns the number of files released.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn release_node_jobs(&self, node: &str) -> Result<u64> {
+        let done = sqlx::query(db::sql(
+            self.backend,
+            "UPDATE uploads SET lease_until = {now} - 1 \
+             WHERE node_id = $1 AND state IN ('checking', 'handed_off')",
+        ))
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Extends `node`'s lease on the batch's unfinished files by `lease_ms`
+    /// from now. False when the node no longer holds them.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn renew_lease(&self, batch: i64, node: &str, lease_ms: i64) -> Result<bool> {
+        let done = sqlx::query(db::sql(
+            self.backend,
+            "UPDATE uploads SET lease_until = {now} + $3 \
+             WHERE batch_id = $1 AND node_id = $2 AND state IN ('checking', 'handed_off')",
+        ))
+        .bind(batch)
+        .bind(node)
+        .bind(lease_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records what checking a file found: its SHA-256, logical name, rows
+    /// and report.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn record_check(
+        &self,
+        id: i64,
+        sha256: &str,
+        logical_name: &str,
+        rows: i64,
+        report: &str,
+    ) -> Result<()> {
+        sqlx::query(db::sql(
+            self.backend,
+            "UPDATE uploads SET sha256 = $2, logical_name = $3, rows_count = $4, report = $5, \
+             updated_at = {now} WHERE id = $1",
+        ))
+        .bind(id)
+        .bind(sha256)
+        .bind(logical_name)
+        .bind(rows)
+        .bind(report)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Rows of the last file of `logical_name` the account had handed over,
+    /// other than upload `id` (the roster guard's reference).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn previous_accepted_rows(
+        &self,
+        account: &str,
+        logical_name: &str,
+        id: i64,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT u.rows_count FROM uploads u JOIN accounts a ON a.id = u.account_id \
+             WHERE a.name = $1 AND u.logical_name = $2 AND u.id <> $3 \
+             AND u.handed_off_at IS NOT NULL AND u.rows_count IS NOT NULL \
+             ORDER BY u.handed_off_at DESC, u.id DESC LIMIT 1",
+        )
+        .bind(account)
+        .bind(logical_name)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => row.try_get("rows_count")?,
+            None => None,
+        })
+    }
+
+    /// The id of an upload other than `id` with the same account, logical
+    /// name and content that was handed over already, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn handed_off_duplicate(
+        &self,
+        account: &str,
+        logical_name: &str,
+        sha256: &str,
+        id: i64,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT u.id FROM uploads u JOIN accounts a ON a.id = u.account_id \
+             WHERE a.name = $1 AND u.logical_name = $2 AND u.sha256 = $3 AND u.id <> $4 \
+             AND u.handed_off_at IS NOT NULL ORDER BY u.id LIMIT 1",
+        )
+        .bind(account)
+        .bind(logical_name)
+        .bind(sha256)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("id")?),
+            None => None,
+        })
+    }
+
+    /// Marks files handed over (the batch's hand-off succeeded).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn mark_handed_off(&self, ids: &[i64], detail: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = db::now(self.backend, &mut *tx).await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE uploads SET state = 'handed_off', handed_off_at = $2, detail = $3, \
+                 last_error = NULL, updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a file to its end of the line for now (`held`, `rejected`,
+    /// `archived`), releasing its lease.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn finish_upload(&self, id: i64, finish: Finish<'_>) -> Result<()> {
+        sqlx::query(db::sql(
+            self.backend,
+            "UPDATE uploads SET state = $2, detail = $3, report = COALESCE($4, report), \
+             archive_path = COALESCE($5, archive_path), lease_until = NULL, updated_at = {now} \
+             WHERE id = $1",
+        ))
+        .bind(id)
+        .bind(finish.state.as_str())
+        .bind(finish.detail)
+        .bind(finish.report)
+        .bind(finish.archive_path)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a file's hand-off failed with `error`; the queue tries again
+    /// after `retry_in_ms` (see [`Store::retake_batch`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn mark_failed(&self, id: i64, error: &str, retry_in_ms: i64) -> Result<()> {
+        sqlx::query(db::sql(
+            self.backend,
+            "UPDATE uploads SET state = 'failed', last_error = $2, detail = $2, \
+             lease_until = {now} + $3, updated_at = {now} WHERE id = $1",
+        ))
+        .bind(id)
+        .bind(error)
+        .bind(retry_in_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The files of `batch` that `node` now holds.
+async fn batch_uploads(
+    conn: &mut sqlx::AnyConnection,
+    batch: i64,
+    node: &str,
+) -> Result<Vec<Upload>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        upload_cols!(),
+        " FROM uploads u JOIN accounts a ON a.id = u.account_id \
+         WHERE u.batch_id = $1 AND u.node_id = $2 AND u.state IN ('checking', 'handed_off') \
+         ORDER BY u.id"
+    ))
+    .bind(batch)
+    .bind(node)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(upload_from_row).collect()
+}
