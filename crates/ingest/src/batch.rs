@@ -385,16 +385,7 @@ async fn settle_unaccepted(
         Verdict::AdminRejected { guard, .. } => *guard,
         _ => None,
     };
-    let text = report_text(&file, guard.as_ref(), &note);
-    ctx.store
-        .record_check(
-            id,
-            &file.sha256,
-            &file.report.logical_name,
-            rows(&file),
-            &text,
-        )
-        .await?;
+    let text = record_report(ctx, &file, guard.as_ref(), &note).await?;
     let archive_path = if state == UploadState::Held {
         None
     } else {
@@ -455,16 +446,7 @@ async fn hand_over(
                     ),
                     _ => format!("Handed over in batch {batch}.\n{said}"),
                 };
-                let text = report_text(&file, None, &note);
-                ctx.store
-                    .record_check(
-                        file.upload.id,
-                        &file.sha256,
-                        &file.report.logical_name,
-                        rows(&file),
-                        &text,
-                    )
-                    .await?;
+                let text = record_report(ctx, &file, None, &note).await?;
                 finish_archived(ctx, &file.upload, &file.staged, &text, today).await?;
             }
         }
@@ -477,16 +459,7 @@ async fn hand_over(
                     "The hand-off FAILED: {message}\nFerry tries again in {} s; nothing needs to be done by the district.",
                     delay / 1000
                 );
-                let text = report_text(&file, None, &note);
-                ctx.store
-                    .record_check(
-                        file.upload.id,
-                        &file.sha256,
-                        &file.report.logical_name,
-                        rows(&file),
-                        &text,
-                    )
-                    .await?;
+                let text = record_report(ctx, &file, None, &note).await?;
                 publish_report(ctx, &file.upload, &text)?;
                 ctx.store
                     .mark_failed(file.upload.id, &message, delay)
@@ -608,6 +581,27 @@ fn report_text(file: &Checked, guard: Option<&GuardDecision>, what_ferry_did: &s
         what_ferry_did.replace('\n', "\n  ")
     ));
     text
+}
+
+/// Renders the file's report with `what_ferry_did` and keeps it, with the
+/// checksum, logical name and rows, on the file's queue row.
+async fn record_report(
+    ctx: &BatchContext<'_>,
+    file: &Checked,
+    guard: Option<&GuardDecision>,
+    what_ferry_did: &str,
+) -> Result<String, StoreError> {
+    let text = report_text(file, guard, what_ferry_did);
+    ctx.store
+        .record_check(
+            file.upload.id,
+            &file.sha256,
+            &file.report.logical_name,
+            rows(file),
+            &text,
+        )
+        .await?;
+    Ok(text)
 }
 
 fn rows(file: &Checked) -> i64 {

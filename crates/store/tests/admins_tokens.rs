@@ -2,10 +2,10 @@
 //! is set (CI sets it), on PostgreSQL: migration 0002 in both dialects,
 //! hashing, lookup, revocation, the role/account rules and the audit rows.
 
-use ferry_store::{Actor, Role, SessionLimits, Store, StoreError, token_hash};
-use sqlx::{AssertSqlSafe, Connection, Executor};
+mod common;
 
-const PG_ENV: &str = "FERRY_TEST_POSTGRES_URL";
+use common::{TestDb, on_postgres, on_sqlite};
+use ferry_store::{Actor, Role, SessionLimits, Store, StoreError, token_hash};
 
 async fn check(store: Store) {
     let cli = Actor::new("cli:test");
@@ -214,50 +214,12 @@ async fn check(store: Store) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}/ferry.db", dir.path().display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    check(store.clone()).await;
-    store.close().await;
+    on_sqlite(|db: TestDb| check(db.store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
-    let base = match std::env::var(PG_ENV) {
-        Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
-        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0") => {
-            panic!(
-                "{PG_ENV} is not set and CI is: run `export {PG_ENV}=\"$(scripts/test-postgres)\"` first"
-            )
-        }
-        _ => {
-            eprintln!("SKIPPED postgres: {PG_ENV} is not set");
-            return;
-        }
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("ferry_t_admins_{}_{nanos}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
-    conn.execute(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let outcome = tokio::spawn(check(store.clone())).await;
-    store.close().await;
-    conn.execute(AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .await
-        .unwrap();
-    if let Err(err) = outcome {
-        std::panic::resume_unwind(err.into_panic());
-    }
+    on_postgres("admins", |db: TestDb| check(db.store)).await;
 }
