@@ -278,3 +278,48 @@ fn first_start_prints_a_setup_link_until_an_admin_exists() {
     let printed = std::fs::read_to_string(&stdout_file).unwrap();
     assert!(!printed.contains("/setup/"), "{printed}");
 }
+
+#[test]
+fn metrics_count_logins_uploads_and_ingest_without_naming_anyone() {
+    if !require(&[SSH_KEYGEN, SFTP]) {
+        return;
+    }
+    let env = Env::with_ingest("");
+    env.enable_web();
+    env.create_account("metrics-district");
+    let key = env.new_key("district");
+    env.install_key("metrics-district", &key);
+    let server = env.start();
+    let port = server.web_port();
+    let login = env.login(&server, "metrics-district", &key);
+    std::fs::write(login.work.join("roster.csv"), "id,name\n1,Ana\n2,Bo\n").unwrap();
+    login
+        .sftp_batch("put roster.csv /inbound/roster.csv\n")
+        .assert_success();
+    env.wait_uploads(
+        "metrics-district",
+        Duration::from_secs(30),
+        "roster.csv archived",
+        |rows| rows.iter().any(|r| r["state"] == "archived"),
+    );
+
+    let (status, head, body) = http(port, "GET", "/metrics", None, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{head}"
+    );
+    for line in [
+        "ferry_build_info{version=",
+        "ferry_sftp_logins_total{result=\"accepted\"} 1",
+        "ferry_sftp_uploads_total{result=\"finished\"} 1",
+        "ferry_ingest_files_total{result=\"handed_off\"} 1",
+    ] {
+        assert!(body.contains(line), "no `{line}` in:\n{body}");
+    }
+    assert!(
+        !body.contains("metrics-district") && !body.contains("127.0.0.1"),
+        "{body}"
+    );
+}

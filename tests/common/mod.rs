@@ -605,13 +605,19 @@ impl Env {
     /// 127.0.0.1, port 0 ([`Server::web_port`] finds the port).
     pub fn with_web() -> Env {
         let env = Env::new();
-        let text = std::fs::read_to_string(&env.config).expect("read config");
+        env.enable_web();
+        env
+    }
+
+    /// Turns the admin web on (127.0.0.1, port 0) in this installation's
+    /// configuration.
+    pub fn enable_web(&self) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
         let text = text.replace(
             "[web]\nenabled = false\n",
             "[web]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
         );
-        std::fs::write(&env.config, text).expect("write config");
-        env
+        std::fs::write(&self.config, text).expect("write config");
     }
 
     /// The standard test configuration with ingest enabled and fast

@@ -399,6 +399,7 @@ async fn settle_unaccepted(
         archive_path: archive_path.as_deref(),
     };
     ctx.store.finish_upload(id, finish).await?;
+    metrics::counter!("ferry_ingest_files_total", "result" => state.as_str()).increment(1);
     tracing::info!(upload = id, name = %file.upload.name, state = %state, "{detail}");
     Ok(())
 }
@@ -439,6 +440,8 @@ async fn hand_over(
                 .mark_handed_off(&ids, &format!("handed over in batch {batch}"))
                 .await?;
             tracing::info!(batch, account, files = ids.len(), "batch handed over");
+            metrics::counter!("ferry_ingest_files_total", "result" => "handed_off")
+                .increment(ids.len() as u64);
             for file in accepted {
                 let note = match &file.verdict {
                     Verdict::Approved { by } => format!(
@@ -464,6 +467,7 @@ async fn hand_over(
                 ctx.store
                     .mark_failed(file.upload.id, &message, delay)
                     .await?;
+                metrics::counter!("ferry_ingest_files_total", "result" => "failed").increment(1);
             }
         }
     }

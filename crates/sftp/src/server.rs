@@ -291,9 +291,11 @@ async fn record_upload_events(
     while let Some(event) = events.recv().await {
         match &event {
             UploadEvent::Finished(f) => {
+                metrics::counter!("ferry_sftp_uploads_total", "result" => "finished").increment(1);
                 tracing::info!(account = %f.account, path = %f.path, size = f.size, "upload finished")
             }
             UploadEvent::Partial(p) => {
+                metrics::counter!("ferry_sftp_uploads_total", "result" => "partial").increment(1);
                 tracing::info!(account = %p.account, path = %p.path, size = p.size, "upload ended without close: recorded as partial");
                 let size = i64::try_from(p.size).unwrap_or(i64::MAX);
                 // Named like ingest names finished files: the path under /inbound.
