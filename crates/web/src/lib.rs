@@ -41,7 +41,6 @@ use ferry_store::Store;
 pub use api::ApiDoc;
 pub use auth::Principal;
 pub use error::ApiError;
-pub use pages::PAGE_ROUTES;
 
 /// Largest request body read (key uploads included): 1 MiB.
 pub const MAX_BODY_BYTES: usize = ferry_keys::MAX_INPUT_BYTES;
@@ -150,7 +149,7 @@ impl Web {
     pub fn router(&self) -> Router {
         build()
             .router
-            .merge(pages::routes())
+            .merge(pages::routes().router)
             .fallback(pages::not_found)
             .layer(axum::middleware::from_fn(views::security_headers))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -158,14 +157,28 @@ impl Web {
     }
 }
 
-/// Builds the router and records every route it adds.
-struct Routes {
+/// Builds the router and records every route it adds, so the tests can
+/// check every route the router really has (OpenAPI, authorization matrix).
+pub(crate) struct Routes {
     router: Router<AppState>,
     list: Vec<(&'static str, &'static str)>,
 }
 
 impl Routes {
-    fn add(
+    pub(crate) fn new() -> Self {
+        Self {
+            router: Router::new(),
+            list: Vec::new(),
+        }
+    }
+
+    /// A route that needs no sign-in (not recorded for the matrix).
+    pub(crate) fn public(mut self, path: &'static str, handler: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    pub(crate) fn add(
         mut self,
         path: &'static str,
         methods: &[&'static str],
@@ -180,11 +193,7 @@ impl Routes {
 }
 
 fn build() -> Routes {
-    let routes = Routes {
-        router: Router::new(),
-        list: Vec::new(),
-    };
-    routes
+    Routes::new()
         .add("/healthz", &["GET"], get(api::healthz))
         .add("/metrics", &["GET"], get(api::metrics))
         .add("/host-key.pub", &["GET"], get(api::host_key_pub))
@@ -251,6 +260,13 @@ pub fn router(config: WebConfig) -> Router {
 #[must_use]
 pub fn api_routes() -> Vec<(&'static str, &'static str)> {
     build().list
+}
+
+/// Every page route that needs a signed-in admin, as (method, path), for
+/// the authorization matrix; the sign-in, setup and static routes are left out.
+#[must_use]
+pub fn page_routes() -> Vec<(&'static str, &'static str)> {
+    pages::routes().list
 }
 
 /// The OpenAPI 3 document of the API.

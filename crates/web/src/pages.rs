@@ -7,7 +7,6 @@
 //! redirect (post/redirect/get, so a reload never posts twice). An account
 //! the caller may not see answers 404, word for word like a missing one.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -16,67 +15,68 @@ use ferry_store::{Role, StoreError};
 use maud::Markup;
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::auth::{self, PRESESSION_COOKIE, Principal, SESSION_COOKIE};
 use crate::error::{ApiError, PageError};
 use crate::forms::{AnonymousForm, SignedIn, SignedInForm};
+use crate::{AppState, Routes};
 use crate::{service, throttle, views};
 
 type PageResult = Result<Response, PageError>;
 
-/// The pages' routes.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/static/ferry.css", get(stylesheet))
-        .route("/static/ferry.js", get(script))
-        .route("/sign-in", get(sign_in_form).post(sign_in))
-        .route("/sign-out", post(sign_out))
-        .route("/setup/{secret}", get(setup_form).post(setup))
-        .route("/accounts", get(accounts).post(create_account))
-        .route("/accounts/{name}", get(account))
-        .route("/accounts/{name}/enabled", post(set_enabled))
-        .route("/accounts/{name}/keys", post(add_keys))
-        .route("/accounts/{name}/keys/replace", post(replace_keys))
-        .route(
+/// The pages' routes; the recorded list holds those that need a signed-in admin.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .public("/", get(home))
+        .public("/static/ferry.css", get(stylesheet))
+        .public("/static/ferry.js", get(script))
+        .public("/sign-in", get(sign_in_form).post(sign_in))
+        .public("/setup/{secret}", get(setup_form).post(setup))
+        // Signs out a session; without one it sends the browser to sign in.
+        .public("/sign-out", post(sign_out))
+        .add(
+            "/accounts",
+            &["GET", "POST"],
+            get(accounts).post(create_account),
+        )
+        .add("/accounts/{name}", &["GET"], get(account))
+        .add("/accounts/{name}/enabled", &["POST"], post(set_enabled))
+        .add("/accounts/{name}/keys", &["POST"], post(add_keys))
+        .add(
+            "/accounts/{name}/keys/replace",
+            &["POST"],
+            post(replace_keys),
+        )
+        .add(
             "/accounts/{name}/keys/{id}/revoke",
+            &["GET", "POST"],
             get(confirm_revoke).post(revoke_key),
         )
-        .route("/accounts/{name}/keys/{id}/cancel", post(cancel_key))
-        .route("/accounts/{name}/keys/{id}/activate", post(activate_key))
-        .route(
+        .add(
+            "/accounts/{name}/keys/{id}/cancel",
+            &["POST"],
+            post(cancel_key),
+        )
+        .add(
+            "/accounts/{name}/keys/{id}/activate",
+            &["POST"],
+            post(activate_key),
+        )
+        .add(
             "/accounts/{name}/uploads/{id}/approve",
+            &["POST"],
             post(approve_upload),
         )
-        .route("/accounts/{name}/uploads/{id}/reject", post(reject_upload))
-        .route("/admins", get(admins).post(create_admin))
-        .route("/admins/{id}/password", post(set_password))
-        .route("/admins/{id}/enabled", post(set_admin_enabled))
-        .route("/tokens", post(create_token))
-        .route("/tokens/{id}/revoke", post(revoke_token))
+        .add(
+            "/accounts/{name}/uploads/{id}/reject",
+            &["POST"],
+            post(reject_upload),
+        )
+        .add("/admins", &["GET", "POST"], get(admins).post(create_admin))
+        .add("/admins/{id}/password", &["POST"], post(set_password))
+        .add("/admins/{id}/enabled", &["POST"], post(set_admin_enabled))
+        .add("/tokens", &["POST"], post(create_token))
+        .add("/tokens/{id}/revoke", &["POST"], post(revoke_token))
 }
-
-/// Every page route (method, path), for the authorization matrix test.
-pub const PAGE_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/accounts"),
-    ("POST", "/accounts"),
-    ("GET", "/accounts/{name}"),
-    ("POST", "/accounts/{name}/enabled"),
-    ("POST", "/accounts/{name}/keys"),
-    ("POST", "/accounts/{name}/keys/replace"),
-    ("GET", "/accounts/{name}/keys/{id}/revoke"),
-    ("POST", "/accounts/{name}/keys/{id}/revoke"),
-    ("POST", "/accounts/{name}/keys/{id}/cancel"),
-    ("POST", "/accounts/{name}/keys/{id}/activate"),
-    ("POST", "/accounts/{name}/uploads/{id}/approve"),
-    ("POST", "/accounts/{name}/uploads/{id}/reject"),
-    ("GET", "/admins"),
-    ("POST", "/admins"),
-    ("POST", "/admins/{id}/password"),
-    ("POST", "/admins/{id}/enabled"),
-    ("POST", "/tokens"),
-    ("POST", "/tokens/{id}/revoke"),
-];
 
 fn html(markup: Markup) -> Response {
     Html(markup.into_string()).into_response()
@@ -268,7 +268,7 @@ fn setup_link_gone() -> PageError {
 }
 
 async fn setup_form(State(state): State<AppState>, Path(secret): Path<String>) -> PageResult {
-    if !setup_link_valid(&state, &secret) {
+    if !setup_link_valid(&state, &secret) || state.store.admin_count().await? > 0 {
         return Err(setup_link_gone());
     }
     Ok(anonymous_page(&state, StatusCode::OK, |csrf| {
