@@ -40,6 +40,11 @@ use worker::Worker;
 /// How long the replies still queued at the end may take to reach a client.
 const FINAL_WRITE_GRACE: Duration = Duration::from_secs(30);
 
+/// Client bytes read ahead of the pipeline, at most (see [`read_ahead`]).
+/// OpenSSH keeps 64 requests of 32 KiB in flight, 2 MiB; this is above what
+/// a well-behaved client sends without waiting for replies.
+pub const READ_AHEAD_BYTES: usize = 4 << 20;
+
 /// Why an SFTP session ended other than by the client closing it.
 ///
 /// `serve` has already logged client protocol violations (one warn line);
@@ -98,6 +103,7 @@ where
 {
     let account = jail.account().to_owned();
     let (reader, writer) = tokio::io::split(stream);
+    let reader = read_ahead(reader);
     let (replies, queue) = mpsc::channel(REPLY_QUEUE);
     let writer = tokio::spawn(write_replies(writer, queue));
     let outcome = {
@@ -119,6 +125,30 @@ where
         (Ok(()), Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(ProtocolError::Io(e)),
         (Ok(()), _) => Ok(()),
     }
+}
+
+/// Keeps reading the channel while the pipeline is busy.
+///
+/// russh delivers a channel's data and its window adjustments through one
+/// bounded queue, and stops reading the whole connection while that queue is
+/// full. If the pipeline stopped reading because its replies wait for the
+/// client's window, the window adjustment that would free them could never
+/// arrive: a 512 MiB download stalled this way in 2 of 8 runs. So a task
+/// drains the channel into a pipe that holds up to [`READ_AHEAD_BYTES`];
+/// only a client that sends that much without reading replies is slowed.
+/// The pipe ends when the channel does.
+fn read_ahead<R>(reader: R) -> tokio::io::DuplexStream
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let (mut pipe, ahead) = tokio::io::duplex(READ_AHEAD_BYTES);
+    tokio::spawn(async move {
+        let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, reader);
+        if let Err(e) = tokio::io::copy_buf(&mut reader, &mut pipe).await {
+            tracing::debug!(error = %e, "sftp channel read ended");
+        }
+    });
+    ahead
 }
 
 fn log_end(account: &str, outcome: &Result<(), ProtocolError>) {
