@@ -431,15 +431,14 @@ pub(crate) async fn approve_upload(
     principal: Principal,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let upload = service::decide_upload(
+    decide(
         &state,
         &principal,
         &name,
         &id,
         service::UploadDecision::Approve,
     )
-    .await?;
-    Ok(Json(json!(upload)))
+    .await
 }
 
 /// Rejects a held upload: it is archived and never handed over.
@@ -454,13 +453,24 @@ pub(crate) async fn reject_upload(
     principal: Principal,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let upload = service::decide_upload(
+    decide(
         &state,
         &principal,
         &name,
         &id,
         service::UploadDecision::Reject,
     )
-    .await?;
+    .await
+}
+
+/// The body of both decision routes.
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+    id: &str,
+    decision: service::UploadDecision,
+) -> ApiResult<Json<Value>> {
+    let upload = service::decide_upload(state, principal, name, id, decision).await?;
     Ok(Json(json!(upload)))
 }

@@ -64,12 +64,20 @@ pub(crate) fn routes() -> Routes {
         .add(
             "/accounts/{name}/uploads/{id}/approve",
             &["POST"],
-            post(approve_upload),
+            post(
+                |State(s): State<AppState>, Path((n, i)): Path<(String, String)>, f| {
+                    decide_upload(s, n, i, f, service::UploadDecision::Approve)
+                },
+            ),
         )
         .add(
             "/accounts/{name}/uploads/{id}/reject",
             &["POST"],
-            post(reject_upload),
+            post(
+                |State(s): State<AppState>, Path((n, i)): Path<(String, String)>, f| {
+                    decide_upload(s, n, i, f, service::UploadDecision::Reject)
+                },
+            ),
         )
         .add("/admins", &["GET", "POST"], get(admins).post(create_admin))
         .add("/admins/{id}/password", &["POST"], post(set_password))
@@ -548,28 +556,20 @@ async fn activate_key(
     Ok(see_other(&format!("/accounts/{name}?done=activated#keys")))
 }
 
-async fn approve_upload(
-    State(state): State<AppState>,
-    Path((name, id)): Path<(String, String)>,
+/// Approves or rejects a held upload (one handler for both routes).
+async fn decide_upload(
+    state: AppState,
+    name: String,
+    id: String,
     form: SignedInForm,
+    decision: service::UploadDecision,
 ) -> PageResult {
-    let decision = service::UploadDecision::Approve;
     service::decide_upload(&state, &form.principal, &name, &id, decision).await?;
-    Ok(see_other(&format!(
-        "/accounts/{name}?done=approved#uploads"
-    )))
-}
-
-async fn reject_upload(
-    State(state): State<AppState>,
-    Path((name, id)): Path<(String, String)>,
-    form: SignedInForm,
-) -> PageResult {
-    let decision = service::UploadDecision::Reject;
-    service::decide_upload(&state, &form.principal, &name, &id, decision).await?;
-    Ok(see_other(&format!(
-        "/accounts/{name}?done=rejected#uploads"
-    )))
+    let done = match decision {
+        service::UploadDecision::Approve => "approved",
+        service::UploadDecision::Reject => "rejected",
+    };
+    Ok(see_other(&format!("/accounts/{name}?done={done}#uploads")))
 }
 
 // ---- admin users and tokens (vendor admins) -----------------------------------
