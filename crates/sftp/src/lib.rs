@@ -1,7 +1,8 @@
 //! Ferry's SFTP data plane: the SSH server districts connect to.
 //!
-//! Reading order: [`server`] accepts connections and enforces connection
-//! limits; [`session`] is one SSH connection (public-key login looked up in the
+//! Reading order: [`server`] accepts connections and runs each one, under
+//! the limits of `admission` (who may connect) and `live_sessions` (who is
+//! logged in); [`session`] is one SSH connection (public-key login looked up in the
 //! store, SFTP-only channels); [`host_keys`] loads or creates the server's
 //! identity; [`protocol`] speaks SFTP v3 on a channel inside a [`jail`];
 //! [`upload`] names the events an upload produces for ingest.
@@ -9,9 +10,11 @@
 //! This crate must never let a client see or touch anything outside its
 //! account's root, and must never log key material.
 
+mod admission;
 pub mod algorithms;
 pub mod host_keys;
 pub mod jail;
+mod live_sessions;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -1,21 +1,21 @@
 //! The SSH listener: accepts connections, bounds them, and shuts down cleanly.
 //!
 //! russh serves one connection per task with no limits of its own, so this
-//! module adds what OpenSSH has: a cap on connections that have not logged in
-//! yet (in total and per client address, like `MaxStartups`), a login grace
-//! period (`LoginGraceTime`), a cap on sessions per account (`MaxSessions`),
-//! and a graceful stop that lets transfers finish before closing what is left.
+//! module runs each connection under the limits OpenSSH has: admission
+//! ([`crate::admission`]: caps on connections not yet logged in, like
+//! `MaxStartups`), a login grace period (`LoginGraceTime`), live sessions
+//! ([`crate::live_sessions`]: a cap per account, ended when their key is
+//! revoked), and a graceful stop that lets transfers finish before closing
+//! what is left.
 //! It also owns the stream of upload events: partial uploads are recorded in
 //! the store, and every event is published for ingest.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,7 +28,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::admission::{Admission, ConnectionGuard};
 use crate::host_keys::HostKeys;
+use crate::live_sessions::{SessionRegistry, end_revoked_sessions};
 use crate::session::SshSession;
 use crate::upload::UploadEvent;
 
@@ -57,8 +59,7 @@ pub(crate) struct Shared {
     pub settings: SftpSettings,
     pub events: mpsc::UnboundedSender<UploadEvent>,
     pub sessions: SessionRegistry,
-    unauthenticated: Mutex<HashMap<IpAddr, usize>>,
-    refusals: RefusalLog,
+    pub admission: Admission,
 }
 
 /// Temporary upload files untouched this long are leftovers of a crash. An
@@ -107,8 +108,7 @@ impl SftpServer {
             settings,
             events: tx,
             sessions: SessionRegistry::default(),
-            unauthenticated: Mutex::new(HashMap::new()),
-            refusals: RefusalLog::default(),
+            admission: Admission::default(),
         });
         Ok(SftpServer {
             listener,
@@ -254,7 +254,7 @@ async fn serve_connection(
     }
 }
 
-async fn disconnect(handle: &Handle, why: &str) {
+pub(crate) async fn disconnect(handle: &Handle, why: &str) {
     let _ = handle
         .disconnect(Disconnect::ByApplication, why.to_owned(), String::new())
         .await;
@@ -315,234 +315,6 @@ async fn record_upload_events(
             }
         }
         let _ = uploads.send(event);
-    }
-}
-
-/// How often every node checks the store for revoked keys.
-const REVOCATION_POLL: Duration = Duration::from_secs(2);
-
-/// Ends the live sessions whose key was revoked, on whichever node revoked
-/// it: every node polls the shared store, so no cache or message bus is needed.
-async fn end_revoked_sessions(shared: Arc<Shared>) {
-    let mut since = shared.store.now().await.unwrap_or(0);
-    let mut tick = tokio::time::interval(REVOCATION_POLL);
-    loop {
-        tick.tick().await;
-        let now = match shared.store.now().await {
-            Ok(now) => now,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot check for revoked keys");
-                continue;
-            }
-        };
-        // A revoking transaction may commit a moment after its timestamp:
-        // look back a little; ending an ended session again is harmless.
-        match shared.store.revoked_since(since - 5_000).await {
-            Ok(revoked) => {
-                for key in revoked {
-                    for handle in shared
-                        .sessions
-                        .sessions_of_key(&key.account, &key.fingerprint)
-                    {
-                        tracing::info!(account = %key.account, fingerprint = %key.fingerprint, "key revoked: ending its session");
-                        disconnect(&handle, "the key this session logged in with was revoked")
-                            .await;
-                    }
-                }
-                since = now;
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot check for revoked keys"),
-        }
-    }
-}
-
-/// How often a refused-connection line may be logged: a flood of connections
-/// must not become a flood of log lines.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Logs connections refused for the unauthenticated caps: the first at once,
-/// then at most one line per [`REFUSAL_LOG_EVERY`] with the count since.
-#[derive(Default)]
-struct RefusalLog {
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl RefusalLog {
-    fn note(&self, ip: IpAddr, total: usize, from_ip: usize) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (last, unlogged) = &mut *state;
-        *unlogged += 1;
-        if last.is_some_and(|at| at.elapsed() < REFUSAL_LOG_EVERY) {
-            return;
-        }
-        tracing::warn!(
-            %ip,
-            total,
-            from_ip,
-            refused = *unlogged,
-            "refused connections: too many connections are waiting to log in; raise [sftp] max_unauthenticated(_per_address) if these are real clients"
-        );
-        *last = Some(Instant::now());
-        *unlogged = 0;
-    }
-}
-
-/// Live logged-in sessions by account: for the per-account cap, and to end
-/// the sessions of a revoked key.
-#[derive(Default)]
-pub(crate) struct SessionRegistry {
-    next_id: AtomicU64,
-    live: Mutex<HashMap<u64, LiveSession>>,
-}
-
-struct LiveSession {
-    account: String,
-    fingerprint: String,
-    handle: Option<Handle>,
-}
-
-impl SessionRegistry {
-    /// Reserves a session slot for `account`, or `None` when it is full.
-    fn reserve(&self, account: &str, fingerprint: &str, max: usize) -> Option<u64> {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        if live.values().filter(|s| s.account == account).count() >= max {
-            return None;
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        live.insert(
-            id,
-            LiveSession {
-                account: account.to_owned(),
-                fingerprint: fingerprint.to_owned(),
-                handle: None,
-            },
-        );
-        Some(id)
-    }
-
-    fn attach(&self, id: u64, handle: Handle) {
-        if let Some(s) = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&id)
-        {
-            s.handle = Some(handle);
-        }
-    }
-
-    fn release(&self, id: u64) {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    }
-
-    /// Handles of the live sessions that logged in with this key.
-    pub(crate) fn sessions_of_key(&self, account: &str, fingerprint: &str) -> Vec<Handle> {
-        self.live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|s| s.account == account && s.fingerprint == fingerprint)
-            .filter_map(|s| s.handle.clone())
-            .collect()
-    }
-}
-
-/// One admitted connection's claims on the server's limits, released when
-/// the connection ends (the guard lives in the session handler).
-pub(crate) struct ConnectionGuard {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-    counted_unauthenticated: bool,
-    session_id: Option<u64>,
-    authenticated: watch::Sender<bool>,
-    pub(crate) banner: Arc<OnceLock<String>>,
-}
-
-impl ConnectionGuard {
-    /// Admits a new connection unless the unauthenticated caps are reached.
-    fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<ConnectionGuard> {
-        let mut counts = shared
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let total: usize = counts.values().sum();
-        let from_ip = counts.get(&ip).copied().unwrap_or(0);
-        if total >= shared.settings.max_unauthenticated
-            || from_ip >= shared.settings.max_unauthenticated_per_address
-        {
-            drop(counts);
-            shared.refusals.note(ip, total, from_ip);
-            return None;
-        }
-        *counts.entry(ip).or_default() += 1;
-        Some(ConnectionGuard {
-            shared: shared.clone(),
-            ip,
-            counted_unauthenticated: true,
-            session_id: None,
-            authenticated: watch::channel(false).0,
-            banner: Arc::new(OnceLock::new()),
-        })
-    }
-
-    fn authenticated_signal(&self) -> watch::Receiver<bool> {
-        self.authenticated.subscribe()
-    }
-
-    pub(crate) fn client_banner(&self) -> Option<String> {
-        self.banner.get().cloned()
-    }
-
-    /// Takes a session slot for the account; false when it has too many.
-    pub(crate) fn reserve_session(&mut self, account: &str, fingerprint: &str) -> bool {
-        if self.session_id.is_some() {
-            return true;
-        }
-        self.session_id = self.shared.sessions.reserve(
-            account,
-            fingerprint,
-            self.shared.settings.max_sessions_per_account,
-        );
-        self.session_id.is_some()
-    }
-
-    /// Called once the login succeeded: frees the unauthenticated slot and
-    /// makes the session reachable for revocation.
-    pub(crate) fn logged_in(&mut self, handle: Handle) {
-        self.release_unauthenticated();
-        if let Some(id) = self.session_id {
-            self.shared.sessions.attach(id, handle);
-        }
-        let _ = self.authenticated.send(true);
-    }
-
-    fn release_unauthenticated(&mut self) {
-        if !std::mem::take(&mut self.counted_unauthenticated) {
-            return;
-        }
-        let mut counts = self
-            .shared
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.release_unauthenticated();
-        if let Some(id) = self.session_id {
-            self.shared.sessions.release(id);
-        }
     }
 }
 

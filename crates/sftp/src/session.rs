@@ -18,8 +18,9 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, Verif
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
 use tokio::sync::mpsc;
 
+use crate::admission::ConnectionGuard;
 use crate::jail::Jail;
-use crate::server::{ConnectionGuard, Shared};
+use crate::server::Shared;
 use crate::upload::UploadEvent;
 
 /// Session channels one connection may hold open at once (OpenSSH's
