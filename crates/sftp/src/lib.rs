@@ -5,13 +5,15 @@
 //! logged in); [`session`] is one SSH connection (public-key login looked up in the
 //! store, SFTP-only channels); [`host_keys`] loads or creates the server's
 //! identity; [`protocol`] speaks SFTP v3 on a channel inside a [`jail`];
-//! [`upload`] names the events an upload produces for ingest.
+//! [`upload`] names the events an upload produces for ingest; `budgets`
+//! holds each account's limits and usage on this node.
 //!
 //! This crate must never let a client see or touch anything outside its
 //! account's root, and must never log key material.
 
 mod admission;
 pub mod algorithms;
+mod budgets;
 pub mod host_keys;
 pub mod jail;
 mod live_sessions;
@@ -20,5 +22,6 @@ pub mod server;
 pub mod session;
 pub mod upload;
 
+pub use protocol::budget::{DescriptorBudget, Limits};
 pub use server::{SftpServer, SftpSettings};
 pub use upload::{UploadEvent, UploadFinished, UploadPartial};

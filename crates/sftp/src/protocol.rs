@@ -11,18 +11,23 @@
 //! - `worker`: the session's handles and the handlers, `refusal`: the
 //!   status and message of every failure, `data`: READ/WRITE as jobs;
 //! - `pipeline`: up to 64 READ/WRITE in flight, every other request alone;
+//!   `refusal_log`: refused requests logged once per kind, then counted;
+//! - [`budget`]: the session's limits (handles, largest file, quota) and
+//!   the account's and process's usage, consulted through the table;
 //! - `listing`: attributes and `ls -l` long names.
 //!
 //! Files live in a [`Jail`]; uploads go through [`crate::upload`].
 //! It must never let a packet it cannot parse go unnoticed, never answer with
 //! another request's id, and never log file contents.
 
+pub mod budget;
 pub mod codec;
 mod data;
 mod dispatch;
 mod listing;
 mod pipeline;
 mod refusal;
+mod refusal_log;
 mod worker;
 
 use std::time::Duration;
@@ -32,6 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::jail::Jail;
 use crate::upload::UploadEvent;
+use budget::{Budget, Limits};
 use codec::{DecodeError, PacketReader};
 pub use pipeline::SLOW_STORAGE;
 use pipeline::{Pipeline, REPLY_QUEUE, write_replies};
@@ -77,7 +83,8 @@ impl ProtocolError {
     }
 }
 
-/// Serves one SFTP session on an SSH channel stream until the client closes it or the stream ends.
+/// Serves one SFTP session on an SSH channel stream until the client closes it or the stream ends,
+/// under the default [`Limits`] with a usage of its own (tests, benchmarks).
 /// On return (whatever the reason) every upload still open is discarded: temp file removed, UploadEvent::Partial sent.
 pub async fn serve<S>(
     stream: S,
@@ -101,13 +108,30 @@ pub async fn serve_with_slow_storage<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let budget = Budget::standalone(Limits::default());
+    serve_budgeted(stream, jail, events, budget, slow_storage).await
+}
+
+/// [`serve`] under `budget`: the account's limits and its usage on this
+/// node, shared with its other sessions.
+pub async fn serve_budgeted<S>(
+    stream: S,
+    jail: Jail,
+    events: mpsc::UnboundedSender<UploadEvent>,
+    budget: Budget,
+    slow_storage: Duration,
+) -> Result<(), ProtocolError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let account = jail.account().to_owned();
     let (reader, writer) = tokio::io::split(stream);
     let reader = read_ahead(reader);
     let (replies, queue) = mpsc::channel(REPLY_QUEUE);
     let writer = tokio::spawn(write_replies(writer, queue));
     let outcome = {
-        let mut pipeline = Pipeline::new(Worker::new(jail, events), replies, slow_storage);
+        let worker = Worker::new(jail, events, budget);
+        let mut pipeline = Pipeline::new(worker, replies, slow_storage);
         pipeline.run(&mut PacketReader::new(reader)).await
         // the pipeline drops here: open uploads are discarded, the reply queue closes
     };

@@ -29,10 +29,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::admission::{Admission, ConnectionGuard};
+use crate::budgets::Budgets;
 use crate::host_keys::HostKeys;
 use crate::live_sessions::{SessionRegistry, end_revoked_sessions};
+use crate::protocol::budget::{DescriptorBudget, Limits};
 use crate::session::SshSession;
-use crate::upload::UploadEvent;
+use crate::upload::{ENDED_WITHOUT_CLOSE, UploadEvent};
 
 /// The SFTP server's settings (the `[sftp]` section, plus `data_dir`).
 #[derive(Clone, Debug)]
@@ -51,6 +53,10 @@ pub struct SftpSettings {
     pub shutdown_grace: Duration,
     /// A session with no traffic for this long is closed.
     pub idle_timeout: Duration,
+    /// Each account's limits unless the account has its own.
+    pub limits: Limits,
+    /// The process's file-descriptor budget for SFTP handles.
+    pub descriptors: Arc<DescriptorBudget>,
 }
 
 /// State every connection of one server shares.
@@ -60,6 +66,7 @@ pub(crate) struct Shared {
     pub events: mpsc::UnboundedSender<UploadEvent>,
     pub sessions: SessionRegistry,
     pub admission: Admission,
+    pub budgets: Budgets,
 }
 
 /// Temporary upload files untouched this long are leftovers of a crash. An
@@ -103,7 +110,9 @@ impl SftpServer {
         let config = Arc::new(ssh_config(&settings, host_keys));
         let (tx, events) = mpsc::unbounded_channel();
         let (uploads, _) = broadcast::channel(1024);
+        let budgets = Budgets::new(settings.limits, Arc::clone(&settings.descriptors));
         let shared = Arc::new(Shared {
+            budgets,
             store,
             settings,
             events: tx,
@@ -281,8 +290,8 @@ fn log_session_end(peer: SocketAddr, banner: &OnceLock<String>, error: russh::Er
     }
 }
 
-/// Records partial uploads (finished ones are ingest's to record) and
-/// publishes every upload event.
+/// Records partial uploads with their reason (finished ones are ingest's to
+/// record) and publishes every upload event.
 async fn record_upload_events(
     store: Store,
     mut events: mpsc::UnboundedReceiver<UploadEvent>,
@@ -296,7 +305,11 @@ async fn record_upload_events(
             }
             UploadEvent::Partial(p) => {
                 metrics::counter!("ferry_sftp_uploads_total", "result" => "partial").increment(1);
-                tracing::info!(account = %p.account, path = %p.path, size = p.size, "upload ended without close: recorded as partial");
+                if p.reason == ENDED_WITHOUT_CLOSE {
+                    tracing::info!(account = %p.account, path = %p.path, size = p.size, "upload ended without close: recorded as partial");
+                } else {
+                    tracing::warn!(account = %p.account, path = %p.path, size = p.size, reason = %p.reason, "upload failed: recorded as partial");
+                }
                 let size = i64::try_from(p.size).unwrap_or(i64::MAX);
                 // Named like ingest names finished files: the path under /inbound.
                 let name = p.path.strip_prefix("/inbound/").unwrap_or(&p.path);
@@ -306,7 +319,7 @@ async fn record_upload_events(
                         name,
                         size,
                         UploadState::Partial,
-                        Some("the connection ended before the file was closed"),
+                        Some(&p.reason),
                     )
                     .await
                 {

@@ -248,8 +248,12 @@ impl russh::server::Handler for SshSession {
         let events: mpsc::UnboundedSender<UploadEvent> = self.shared.events.clone();
         let handle = session.handle();
         let account = account.clone();
+        let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
-            match crate::protocol::serve(ch.into_stream(), jail, events).await {
+            let budget = shared.budgets.for_session(&shared.store, &jail).await;
+            let slow = crate::protocol::SLOW_STORAGE;
+            let stream = ch.into_stream();
+            match crate::protocol::serve_budgeted(stream, jail, events, budget, slow).await {
                 // Protocol violations were already logged once, at warn.
                 Err(e) if !e.is_client_violation() => {
                     tracing::info!(%account, error = %e, "sftp session ended with an error")

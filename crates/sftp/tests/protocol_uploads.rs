@@ -168,7 +168,8 @@ async fn dropped_stream_discards_the_upload_and_publishes_partial() {
             UploadEvent::Partial(UploadPartial {
                 account: ACCOUNT.into(),
                 path: "/inbound/roster.csv".into(),
-                size: 13
+                size: 13,
+                reason: ferry_sftp::upload::ENDED_WITHOUT_CLOSE.into(),
             })
         );
         assert_eq!(

@@ -13,7 +13,8 @@ use crate::Store;
 use crate::db;
 use crate::error::{Result, StoreError};
 use crate::events::insert_audit;
-use crate::model::{Account, Actor};
+use crate::model::{Account, AccountLimits, Actor, LimitsChange};
+use crate::text::format_size;
 
 /// The account columns, aliased `a_*`, for queries over `accounts a`.
 macro_rules! account_cols {
@@ -21,7 +22,9 @@ macro_rules! account_cols {
         "a.id AS a_id, a.name AS a_name, a.display_name AS a_display_name, \
          CASE WHEN a.enabled THEN 1 ELSE 0 END AS a_enabled, \
          CASE WHEN a.legacy_clients THEN 1 ELSE 0 END AS a_legacy_clients, \
-         a.expected_every_secs AS a_expected_every_secs, a.created_at AS a_created_at"
+         a.expected_every_secs AS a_expected_every_secs, a.created_at AS a_created_at, \
+         a.max_handles AS a_max_handles, a.max_file_size AS a_max_file_size, \
+         a.quota_bytes AS a_quota_bytes"
     };
 }
 pub(crate) use account_cols;
@@ -40,7 +43,17 @@ pub(crate) fn account_from_row(row: &AnyRow) -> Result<Option<Account>> {
         legacy_clients: row.try_get::<i64, _>("a_legacy_clients")? != 0,
         expected_every_secs: row.try_get("a_expected_every_secs")?,
         created_at: row.try_get("a_created_at")?,
+        limits: AccountLimits {
+            max_handles: limit_from_row(row, "a_max_handles")?,
+            max_file_size: limit_from_row(row, "a_max_file_size")?,
+            quota: limit_from_row(row, "a_quota_bytes")?,
+        },
     }))
+}
+
+fn limit_from_row(row: &AnyRow, column: &str) -> Result<Option<u64>> {
+    let value: Option<i64> = row.try_get(column)?;
+    Ok(value.and_then(|v| u64::try_from(v).ok()))
 }
 
 /// Whether `name` is a valid account name: `[a-z0-9][a-z0-9_-]{0,62}`.
@@ -94,6 +107,50 @@ enum Change {
     Enabled(bool),
     LegacyClients(bool),
     ExpectedEvery(Option<i64>),
+    Limits(LimitsChange),
+}
+
+/// The most handles an account may be given (sessions hold them in memory).
+pub const MAX_HANDLES_LIMIT: u64 = 1_000_000;
+
+/// Refuses limits of zero (and absurd handle counts) before anything is written.
+fn check_limits(change: &LimitsChange) -> Result<()> {
+    let values = [
+        (
+            "the open-handle limit",
+            change.max_handles,
+            MAX_HANDLES_LIMIT,
+        ),
+        (
+            "the largest file size",
+            change.max_file_size,
+            i64::MAX as u64,
+        ),
+        ("the quota", change.quota, i64::MAX as u64),
+    ];
+    for (what, value, max) in values {
+        if let Some(Some(n)) = value
+            && (n == 0 || n > max)
+        {
+            return Err(StoreError::InvalidValue {
+                what,
+                rule: "a positive number (or default)",
+                got: n.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// "max handles 50 (was default)" for the audit log.
+fn describe_limit(
+    what: &str,
+    new: Option<u64>,
+    old: Option<u64>,
+    show: fn(u64) -> String,
+) -> String {
+    let shown = |v: Option<u64>| v.map_or_else(|| "default".to_owned(), show);
+    format!("{what} {} (was {})", shown(new), shown(old))
 }
 
 fn on_off(value: bool) -> &'static str {
@@ -162,6 +219,7 @@ impl Store {
             legacy_clients,
             expected_every_secs: None,
             created_at: now,
+            limits: AccountLimits::default(),
         })
     }
 
@@ -245,6 +303,23 @@ impl Store {
             .await
     }
 
+    /// Sets, or returns to the server's default, the account's SFTP limits
+    /// (open handles, largest file, quota). Audited as `account.limits`,
+    /// naming each limit that changed.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidValue`] for zero; [`StoreError::NoSuchAccount`].
+    pub async fn set_account_limits(
+        &self,
+        name: &str,
+        change: LimitsChange,
+        actor: &Actor,
+    ) -> Result<Account> {
+        check_limits(&change)?;
+        self.change_account(name, Change::Limits(change), actor)
+            .await
+    }
+
     async fn change_account(&self, name: &str, change: Change, actor: &Actor) -> Result<Account> {
         let no_such = || StoreError::NoSuchAccount {
             name: name.to_owned(),
@@ -305,6 +380,50 @@ impl Store {
                     "account.expected_every",
                     format!("expected upload every {} (was {was})", every(secs)),
                 )
+            }
+            Change::Limits(change) => {
+                let old = account.limits;
+                let new = AccountLimits {
+                    max_handles: change.max_handles.unwrap_or(old.max_handles),
+                    max_file_size: change.max_file_size.unwrap_or(old.max_file_size),
+                    quota: change.quota.unwrap_or(old.quota),
+                };
+                if new == old {
+                    return Ok(account);
+                }
+                let as_db = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+                sqlx::query(
+                    "UPDATE accounts SET max_handles = $1, max_file_size = $2, quota_bytes = $3 \
+                     WHERE id = $4",
+                )
+                .bind(as_db(new.max_handles))
+                .bind(as_db(new.max_file_size))
+                .bind(as_db(new.quota))
+                .bind(account.id)
+                .execute(&mut *tx)
+                .await?;
+                account.limits = new;
+                let mut parts = Vec::new();
+                if new.max_handles != old.max_handles {
+                    parts.push(describe_limit(
+                        "max handles",
+                        new.max_handles,
+                        old.max_handles,
+                        |n| n.to_string(),
+                    ));
+                }
+                if new.max_file_size != old.max_file_size {
+                    parts.push(describe_limit(
+                        "largest file",
+                        new.max_file_size,
+                        old.max_file_size,
+                        format_size,
+                    ));
+                }
+                if new.quota != old.quota {
+                    parts.push(describe_limit("quota", new.quota, old.quota, format_size));
+                }
+                ("account.limits", parts.join("; "))
             }
         };
         insert_audit(&mut tx, now, actor, Some(name), action, &detail).await?;

@@ -23,6 +23,7 @@ mod keys;
 mod model;
 mod queue;
 mod sessions;
+mod text;
 mod time;
 mod uploads;
 
@@ -33,11 +34,13 @@ pub use db::Backend;
 pub use error::{Result, StoreError};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
-    Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, KeyRecord,
-    KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload, UploadState,
+    Account, AccountLimits, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult,
+    KeyRecord, KeyState, LimitsChange, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey,
+    RevokedKey, Upload, UploadState,
 };
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
 pub use sessions::{SessionLimits, WebSession};
+pub use text::{escape_control, format_size, parse_size};
 pub use time::format_timestamp;
 
 use sqlx::AnyPool;

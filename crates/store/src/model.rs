@@ -60,6 +60,37 @@ pub struct Account {
     /// When the account was created.
     #[serde(serialize_with = "serialize_ms")]
     pub created_at: i64,
+    /// The account's own SFTP limits (`null`: the server's default).
+    #[serde(flatten)]
+    pub limits: AccountLimits,
+}
+
+/// An account's own SFTP limits; `None` means the `[sftp]` default applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AccountLimits {
+    /// Open files and folders across the account's sessions on one node.
+    pub max_handles: Option<u64>,
+    /// The largest file the account may upload, in bytes.
+    pub max_file_size: Option<u64>,
+    /// Bytes the account may hold in /inbound plus uploads in progress.
+    pub quota: Option<u64>,
+}
+
+/// A change to an account's limits: `None` leaves a limit as it is,
+/// `Some(None)` returns it to the server's default, `Some(Some(n))` sets it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsChange {
+    pub max_handles: Option<Option<u64>>,
+    pub max_file_size: Option<Option<u64>>,
+    pub quota: Option<Option<u64>>,
+}
+
+impl LimitsChange {
+    /// True when the change names no limit at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.max_handles.is_none() && self.max_file_size.is_none() && self.quota.is_none()
+    }
 }
 
 /// Where a key is in its life. Computed against the database clock.

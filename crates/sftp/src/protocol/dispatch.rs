@@ -6,14 +6,22 @@
 //! a writing handler runs, [`authorize`] resolves every path the request
 //! would change and checks it against the jail's permission table
 //! ([`crate::jail::may_change`]), answering NO_SUCH_FILE for a missing path
-//! before PERMISSION_DENIED for a forbidden one. Handlers never decide
-//! read-only questions themselves.
+//! before PERMISSION_DENIED for a forbidden one, and refuses new names with
+//! control characters. Handlers never decide read-only questions themselves.
+//!
+//! The `limit` flag does the same for the session's budget
+//! ([`super::budget`]): OPEN and OPENDIR reserve a handle before their
+//! handler runs, WRITE is charged (largest file, quota) before it is
+//! queued, and SETSTAT/FSETSTAT sizes are checked against the largest file.
+
+use bytes::Bytes;
 
 use super::codec::{Reply, Request, open_flag, status};
 use super::data::DataJob;
 use super::refusal::{Handled, Refusal, io_refusal, no_such_file, refuse};
 use super::worker::Worker;
 use crate::jail::{Change, LocateError, VirtualPath, may_change};
+use crate::upload::failure_reason;
 
 /// How a handler runs.
 #[derive(Clone, Copy)]
@@ -39,6 +47,18 @@ pub enum Writes {
     /// SETSTAT: where the account may not write, succeeds without doing
     /// anything (WinSCP's "preserve timestamp" must not fail a download).
     AttributesOnly,
+}
+
+/// Which part of the session's budget a request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    None,
+    /// OPEN, OPENDIR: a handle is reserved before the handler runs.
+    OpensHandle,
+    /// WRITE: the bytes it adds are charged before it is queued.
+    AddsBytes,
+    /// SETSTAT, FSETSTAT: a size past the largest file is refused.
+    SetsSize,
 }
 
 /// Which request a table entry serves.
@@ -75,6 +95,7 @@ pub struct Operation {
     pub kind: Kind,
     pub name: &'static str,
     pub writes: Writes,
+    pub limit: Limit,
     pub runs: Runs,
 }
 
@@ -84,20 +105,32 @@ const fn alone(
     writes: Writes,
     handler: fn(&mut Worker, Request) -> Handled,
 ) -> Operation {
+    limited(kind, name, writes, Limit::None, handler)
+}
+
+const fn limited(
+    kind: Kind,
+    name: &'static str,
+    writes: Writes,
+    limit: Limit,
+    handler: fn(&mut Worker, Request) -> Handled,
+) -> Operation {
     Operation {
         kind,
         name,
         writes,
+        limit,
         runs: Runs::Alone(handler),
     }
 }
 
 /// The dispatch table.
 pub static OPERATIONS: &[Operation] = &[
-    alone(
+    limited(
         Kind::Open,
         "open",
         Writes::WhenOpenedForWriting,
+        Limit::OpensHandle,
         Worker::open,
     ),
     alone(Kind::Close, "close", Writes::Yes, Worker::close),
@@ -105,24 +138,39 @@ pub static OPERATIONS: &[Operation] = &[
         kind: Kind::Read,
         name: "read",
         writes: Writes::No,
+        limit: Limit::None,
         runs: Runs::Concurrently(Worker::prepare_read),
     },
     Operation {
         kind: Kind::Write,
         name: "write",
         writes: Writes::Yes,
+        limit: Limit::AddsBytes,
         runs: Runs::Concurrently(Worker::prepare_write),
     },
     alone(Kind::Lstat, "lstat", Writes::No, Worker::lstat),
     alone(Kind::Fstat, "fstat", Writes::No, Worker::fstat),
-    alone(
+    limited(
         Kind::Setstat,
         "setstat",
         Writes::AttributesOnly,
+        Limit::SetsSize,
         Worker::setstat,
     ),
-    alone(Kind::Fsetstat, "fsetstat", Writes::Yes, Worker::fsetstat),
-    alone(Kind::Opendir, "opendir", Writes::No, Worker::opendir),
+    limited(
+        Kind::Fsetstat,
+        "fsetstat",
+        Writes::Yes,
+        Limit::SetsSize,
+        Worker::fsetstat,
+    ),
+    limited(
+        Kind::Opendir,
+        "opendir",
+        Writes::No,
+        Limit::OpensHandle,
+        Worker::opendir,
+    ),
     alone(Kind::Readdir, "readdir", Writes::No, Worker::readdir),
     alone(Kind::Remove, "remove", Writes::Yes, Worker::remove),
     alone(Kind::Mkdir, "mkdir", Writes::Yes, Worker::mkdir),
@@ -211,6 +259,34 @@ fn kind_of(request: &Request) -> Kind {
     }
 }
 
+/// The path a request is about (the new name, for renames and links), for
+/// the summary log: a cheap clone, parsed only if the request is refused.
+pub fn subject(request: &Request) -> Option<Bytes> {
+    match request {
+        Request::Open { path, .. }
+        | Request::Opendir { path }
+        | Request::Lstat { path }
+        | Request::Stat { path }
+        | Request::Setstat { path, .. }
+        | Request::Remove { path }
+        | Request::Mkdir { path, .. }
+        | Request::Rmdir { path }
+        | Request::Realpath { path }
+        | Request::Readlink { path }
+        | Request::Statvfs { path } => Some(path.clone()),
+        Request::Rename { to, .. }
+        | Request::PosixRename { to, .. }
+        | Request::Hardlink { to, .. } => Some(to.clone()),
+        Request::Symlink { link, .. } => Some(link.clone()),
+        _ => None,
+    }
+}
+
+/// The folder that holds `raw` as the client sees it ("/", "/inbound").
+pub fn folder_of(raw: &[u8]) -> Option<String> {
+    VirtualPath::parse(raw).ok().map(|p| p.parent().to_string())
+}
+
 /// True for requests that may take long enough (milliseconds and more) to
 /// deserve the blocking pool instead of the session's task: fsync, folder
 /// listings, and uploads that start by copying the existing file.
@@ -224,23 +300,82 @@ pub fn may_take_long(request: &Request) -> bool {
     }
 }
 
-/// Runs a request that runs alone: the permission check, then its handler.
+/// Runs a request that runs alone: the permission check, the budget, then
+/// its handler.
 pub fn run_alone(
     worker: &mut Worker,
     op: &Operation,
     handler: fn(&mut Worker, Request) -> Handled,
     request: Request,
-) -> Reply {
-    match authorize(worker, op, &request) {
-        Ok(Verdict::Proceed) => handler(worker, request).unwrap_or_else(Reply::from),
-        Ok(Verdict::SucceedWithoutChange) => Reply::ok(),
-        Err(refusal) => {
-            if refusal.code == status::PERMISSION_DENIED {
-                tracing::info!(account = %worker.jail.account(), request = op.name, reason = %refusal.message, "refused a change");
-            }
-            Reply::from(refusal)
-        }
+) -> Handled {
+    if authorize(worker, op, &request)? == Verdict::SucceedWithoutChange {
+        return Ok(Reply::ok());
     }
+    match op.limit {
+        Limit::OpensHandle => {
+            let slot = worker.budget.reserve_handle(worker.open_handles())?;
+            worker.reserved = Some(slot);
+        }
+        Limit::SetsSize => check_size(worker, &request)?,
+        Limit::None | Limit::AddsBytes => {}
+    }
+    let handled = handler(worker, request);
+    // A slot the handler did not use (it failed) is given back here.
+    worker.reserved = None;
+    handled
+}
+
+/// Prepares a READ or WRITE; a WRITE is charged to its upload (largest
+/// file, quota) before it may run. A WRITE refused here poisons its upload,
+/// as a WRITE that failed on disk would.
+pub fn prepare_data(
+    worker: &Worker,
+    op: &Operation,
+    prepare: fn(&Worker, Request) -> Result<DataJob, Refusal>,
+    request: Request,
+) -> Result<DataJob, Refusal> {
+    let job = prepare(worker, request)?;
+    if op.limit == Limit::AddsBytes {
+        charge_write(worker, &job)?;
+    }
+    Ok(job)
+}
+
+fn charge_write(worker: &Worker, job: &DataJob) -> Result<(), Refusal> {
+    let Some(upload) = &job.open.upload else {
+        return Ok(());
+    };
+    let label = &job.open.label;
+    if let Some(reason) = upload.poisoned() {
+        return Err(refuse(status::FAILURE, reason).logged_as("upload already failed"));
+    }
+    let charged = match upload.appends() {
+        true => worker.budget.append_upload(upload, label, job.len),
+        false => {
+            let end = job.offset.saturating_add(job.len);
+            worker.budget.grow_upload(upload, label, end)
+        }
+    };
+    charged.inspect_err(|refusal| {
+        upload.poison(failure_reason(&refusal.message, label));
+    })
+}
+
+/// SETSTAT/FSETSTAT: a size past the largest file is refused before
+/// anything is resized.
+fn check_size(worker: &Worker, request: &Request) -> Result<(), Refusal> {
+    let (Request::Setstat { attrs, .. } | Request::Fsetstat { attrs, .. }) = request else {
+        return Ok(());
+    };
+    let Some(size) = attrs.size else {
+        return Ok(());
+    };
+    let what = match request {
+        Request::Setstat { path, .. } => VirtualPath::parse(path)?.to_string(),
+        Request::Fsetstat { handle, .. } => worker.handle_path(handle).unwrap_or_default(),
+        _ => String::new(),
+    };
+    worker.budget.check_size(&what, size)
 }
 
 /// What the permission check decided.
@@ -255,6 +390,9 @@ pub enum Verdict {
 pub fn authorize(worker: &Worker, op: &Operation, request: &Request) -> Result<Verdict, Refusal> {
     if op.writes == Writes::No {
         return Ok(Verdict::Proceed);
+    }
+    for raw in new_names(request) {
+        check_new_name(&VirtualPath::parse(raw)?)?;
     }
     for (raw, change) in changes(request) {
         let path = VirtualPath::parse(raw)?;
@@ -285,6 +423,41 @@ fn check_exists(
         true => Ok(()),
         false => Err(no_such_file(path)),
     }
+}
+
+/// The names a request would create: OPEN with CREAT, MKDIR, the target of
+/// a rename, and both paths of SYMLINK (OpenSSH sends them swapped) and
+/// the new name of a hard link.
+fn new_names(request: &Request) -> Vec<&[u8]> {
+    match request {
+        Request::Open { path, flags, .. } if flags & open_flag::CREAT != 0 => vec![path],
+        Request::Mkdir { path, .. } => vec![path],
+        Request::Rename { to, .. }
+        | Request::PosixRename { to, .. }
+        | Request::Hardlink { to, .. } => vec![to],
+        Request::Symlink { link, target } => vec![link, target],
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses a new name with a control character (0x00–0x1F, 0x7F): such
+/// names forge log lines, garble terminals and split the hand-off's list of
+/// files.
+fn check_new_name(path: &VirtualPath) -> Result<(), Refusal> {
+    let has_control = path
+        .file_name()
+        .is_some_and(|name| name.iter().any(|&b| b < 0x20 || b == 0x7f));
+    if !has_control {
+        return Ok(());
+    }
+    Err(refuse(
+        status::FAILURE,
+        format!(
+            "{}: file names may not contain control characters; choose a name without them",
+            ferry_store::escape_control(&path.to_string())
+        ),
+    )
+    .logged_as("control characters in a name"))
 }
 
 /// The paths a request would change, and how.
@@ -366,7 +539,8 @@ mod tests {
         crate::jail::Jail::create_layout(data.path(), "d").unwrap();
         let jail = crate::jail::Jail::open(data.path(), "d").unwrap();
         let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let worker = Worker::new(jail, events);
+        let budget = super::super::budget::Budget::standalone(Default::default());
+        let worker = Worker::new(jail, events, budget);
         let check = |request: Request| authorize(&worker, operation(&request), &request);
         let remove = |p: &'static str| Request::Remove { path: p.into() };
         assert_eq!(

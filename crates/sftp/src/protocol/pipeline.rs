@@ -26,6 +26,8 @@
 //!   255 KiB at once; without the byte cap that alone would be 16 MiB).
 //!
 //! The loop never blocks a runtime thread on file I/O that can take long.
+//! Refused requests go through the session's [`RefusalLog`], which writes
+//! one line per kind and then counts.
 
 use std::time::{Duration, Instant};
 
@@ -36,12 +38,12 @@ use tokio::task::{self, JoinSet};
 
 use super::ProtocolError;
 use super::codec::{
-    DecodeError, Incoming, PacketError, PacketReader, Reply, Request, decode, encode_reply,
-    encode_version,
+    DecodeError, Incoming, PacketError, PacketReader, Request, decode, encode_reply, encode_version,
 };
 use super::data::DataJob;
 use super::dispatch::{self, EXTENSIONS, Operation, Runs};
 use super::refusal::Handled;
+use super::refusal_log::RefusalLog;
 use super::worker::Worker;
 
 /// Most READ/WRITE requests served at once (OpenSSH's client default).
@@ -106,11 +108,13 @@ pub struct Pipeline {
     /// [`SLOW_STORAGE`], unless the caller chose otherwise.
     slow_storage: Duration,
     replies: mpsc::Sender<Bytes>,
+    refusals: RefusalLog,
 }
 
 impl Pipeline {
     pub fn new(worker: Worker, replies: mpsc::Sender<Bytes>, slow_storage: Duration) -> Pipeline {
         Pipeline {
+            refusals: RefusalLog::new(worker.jail.account()),
             worker: Some(Box::new(worker)),
             running: JoinSet::new(),
             in_flight: Vec::new(),
@@ -175,16 +179,30 @@ impl Pipeline {
         let op = dispatch::operation(&request);
         tracing::trace!(id, request = op.name, "request");
         match op.runs {
-            Runs::Concurrently(prepare) => match prepare(self.worker()?, request) {
-                Ok(job) => self.start(id, job).await,
-                Err(refusal) => self.send(encode_reply(id, refusal.into())).await,
-            },
+            Runs::Concurrently(prepare) => {
+                match dispatch::prepare_data(self.worker()?, op, prepare, request) {
+                    Ok(job) => self.start(id, job).await,
+                    Err(refusal) => {
+                        self.refusals.record(op.name, || None, &refusal);
+                        self.send(encode_reply(id, refusal.into())).await
+                    }
+                }
+            }
             Runs::Alone(handler) => {
                 self.drain().await?;
-                let reply = match dispatch::may_take_long(&request) {
+                let subject = dispatch::subject(&request);
+                let handled = match dispatch::may_take_long(&request) {
                     false => dispatch::run_alone(self.worker_mut()?, op, handler, request),
                     true => self.run_on_blocking_pool(op, handler, request).await?,
                 };
+                let reply = handled.unwrap_or_else(|refusal| {
+                    let folder = || subject.as_deref().and_then(dispatch::folder_of);
+                    self.refusals.record(op.name, folder, &refusal);
+                    refusal.into()
+                });
+                if self.refusals.pending() {
+                    self.refusals.flush_if_due();
+                }
                 self.send(encode_reply(id, reply)).await
             }
         }
@@ -197,7 +215,7 @@ impl Pipeline {
         op: &'static Operation,
         handler: fn(&mut Worker, Request) -> Handled,
         request: Request,
-    ) -> Result<Reply, ProtocolError> {
+    ) -> Result<Handled, ProtocolError> {
         let mut worker = self
             .worker
             .take()

@@ -12,6 +12,27 @@ use crate::jail::{LocateError, PathError, VirtualPath};
 pub struct Refusal {
     pub code: u32,
     pub message: String,
+    /// Set for refusals an operator should see (a limit, a refused name):
+    /// the words the session's summary log groups them by.
+    class: Option<&'static str>,
+}
+
+impl Refusal {
+    /// Marks the refusal as one to log, grouped under `class`.
+    pub fn logged_as(mut self, class: &'static str) -> Refusal {
+        self.class = Some(class);
+        self
+    }
+
+    /// What the summary log groups this refusal under; `None` for the
+    /// ordinary answers of a working session (a missing file, end of a
+    /// listing), which are not logged. A permission refusal always is.
+    pub fn class(&self) -> Option<&'static str> {
+        self.class.or(match self.code {
+            status::PERMISSION_DENIED => Some("permission denied"),
+            _ => None,
+        })
+    }
 }
 
 impl From<Refusal> for Reply {
@@ -29,6 +50,7 @@ pub fn refuse(code: u32, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
+        class: None,
     }
 }
 
@@ -71,7 +93,8 @@ pub fn io_refusal(error: io::Error, action: &str, path: &VirtualPath) -> Refusal
             format!(
                 "cannot {action} {path}: the server is out of disk space; try again later or contact the vendor"
             ),
-        ),
+        )
+        .logged_as("server disk full"),
         _ => refuse(status::FAILURE, format!("cannot {action} {path}: {error}")),
     }
 }

@@ -22,32 +22,31 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::budget::{Budget, HandleSlot};
 use super::codec::{
     Attrs, MAX_DATA_LEN, MAX_PACKET_LEN, NameEntry, Reply, Request, open_flag, status,
 };
-use super::data::DataJob;
+use super::data::{DataJob, OpenFile};
 use super::listing::{attrs_of, long_name};
 use super::refusal::{
     Handled, Refusal, invalid_handle, io_refusal, locate_refusal, mismatch, no_such_file, refuse,
 };
 use crate::jail::{Change, Jail, VirtualPath, may_change};
-use crate::upload::{Upload, UploadEvent, WriteMode, finished_event};
+use crate::upload::{Upload, UploadEvent, WriteMode, failure_reason, finished_event, io_problem};
 
-/// Most handles one session may hold open (reported in limits@openssh.com).
-pub const MAX_OPEN_HANDLES: usize = 1024;
 /// Most entries in one READDIR reply (OpenSSH sends up to 100).
 const READDIR_BATCH: usize = 100;
 
 /// An open file: a download, or an upload going to a temp file.
 #[derive(Debug)]
 pub struct FileHandle {
-    pub file: Arc<File>,
+    /// The file, shared with its data requests in flight.
+    pub open: Arc<OpenFile>,
     pub path: VirtualPath,
-    /// `path` as shown in messages, shared with data requests.
-    label: Arc<str>,
     pub readable: bool,
     pub writable: bool,
     pub upload: Option<Upload>,
+    _slot: HandleSlot,
 }
 
 /// An open folder listing.
@@ -57,6 +56,7 @@ pub struct DirHandle {
     real: PathBuf,
     entries: fs::ReadDir,
     dots_sent: bool,
+    _slot: HandleSlot,
 }
 
 #[derive(Debug)]
@@ -72,15 +72,44 @@ pub struct Worker {
     events: UnboundedSender<UploadEvent>,
     handles: HashMap<u32, Handle>,
     next_handle: u32,
+    /// The limits this session runs under.
+    pub budget: Budget,
+    /// The handle `dispatch` reserved for the OPEN/OPENDIR running now.
+    pub reserved: Option<HandleSlot>,
 }
 
 impl Worker {
-    pub fn new(jail: Jail, events: UnboundedSender<UploadEvent>) -> Worker {
+    pub fn new(jail: Jail, events: UnboundedSender<UploadEvent>, budget: Budget) -> Worker {
         Worker {
             jail,
             events,
             handles: HashMap::new(),
             next_handle: 0,
+            budget,
+            reserved: None,
+        }
+    }
+
+    /// Handles open in this session.
+    pub fn open_handles(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// The path of an open handle, for the summary log.
+    pub fn handle_path(&self, raw: &[u8]) -> Option<String> {
+        let id = Self::handle_id(raw).ok()?;
+        match self.handles.get(&id)? {
+            Handle::File(file) => Some(file.path.to_string()),
+            Handle::Dir(dir) => Some(dir.path.to_string()),
+        }
+    }
+
+    /// The handle place `dispatch` reserved (or one reserved now, for a
+    /// handler called directly).
+    fn take_slot(&mut self) -> Result<HandleSlot, Refusal> {
+        match self.reserved.take() {
+            Some(slot) => Ok(slot),
+            None => self.budget.reserve_handle(self.handles.len()),
         }
     }
 
@@ -111,14 +140,6 @@ impl Worker {
     }
 
     fn add_handle(&mut self, handle: Handle) -> Handled {
-        if self.handles.len() >= MAX_OPEN_HANDLES {
-            return Err(refuse(
-                status::FAILURE,
-                format!(
-                    "too many open files and folders (at most {MAX_OPEN_HANDLES}): close some first"
-                ),
-            ));
-        }
         let mut id = self.next_handle;
         while self.handles.contains_key(&id) {
             id = id.wrapping_add(1);
@@ -228,15 +249,16 @@ impl Worker {
             .open(&real)
             .map_err(|e| io_refusal(e, "open", &path))?;
         tracing::debug!(account = %self.jail.account(), %path, "download opened");
-        self.add_handle(Handle::File(FileHandle::new(file, path, true, None)))
+        let slot = self.take_slot()?;
+        self.add_handle(Handle::File(FileHandle::new(file, path, true, None, slot)))
     }
 
     fn open_for_writing(&mut self, raw: &[u8], flags: u32, attrs: &Attrs) -> Handled {
         let (path, real, meta) = self.find(raw, "open")?;
-        let exists = meta.is_some();
         if let Some(meta) = &meta {
             check_regular_file(&path, meta)?;
         }
+        let exists = meta.is_some();
         if exists && flags & open_flag::CREAT != 0 && flags & open_flag::EXCL != 0 {
             return Err(refuse(status::FAILURE, format!("{path} already exists")));
         }
@@ -247,22 +269,53 @@ impl Worker {
             keep_existing: flags & open_flag::TRUNC == 0,
             append: flags & open_flag::APPEND != 0,
         };
+        let slot = self.take_slot()?;
         let (mut upload, file) = Upload::begin(
             &self.jail,
             path.clone(),
             real,
-            exists,
             mode,
             self.events.clone(),
+            Arc::clone(&self.budget.usage),
         )
         .map_err(|e| io_refusal(e, "start the upload of", &path))?;
+        let existing = meta.filter(|_| mode.keep_existing).map(|m| m.len());
+        if let Err(refusal) = self.start_upload(&upload, &file, &path, existing, mode) {
+            upload.cancel();
+            return Err(refusal);
+        }
         if let Some(times) = attrs.times {
             upload.set_times_at_close(file_times(times));
         }
         tracing::debug!(account = %self.jail.account(), %path, "upload opened");
         let readable = flags & open_flag::READ != 0;
-        let handle = FileHandle::new(file, path, readable, Some(upload));
+        let handle = FileHandle::new(file, path, readable, Some(upload), slot);
         self.add_handle(Handle::File(handle))
+    }
+
+    /// Starts an upload from the existing file's data (charged to the
+    /// quota first; holes stay holes), then turns on APPEND if asked.
+    fn start_upload(
+        &self,
+        upload: &Upload,
+        file: &File,
+        path: &VirtualPath,
+        existing: Option<u64>,
+        mode: WriteMode,
+    ) -> Result<(), Refusal> {
+        if let Some(len) = existing {
+            self.budget
+                .grow_upload(upload.progress(), &path.to_string(), len)?;
+            upload
+                .copy_existing(file)
+                .map_err(|e| io_refusal(e, "copy the existing", path))?;
+        }
+        if mode.append {
+            upload
+                .start_appending(file)
+                .map_err(|e| io_refusal(e, "append to", path))?;
+        }
+        Ok(())
     }
 
     pub fn close(&mut self, request: Request) -> Handled {
@@ -272,14 +325,13 @@ impl Worker {
         let id = Self::handle_id(&handle)?;
         match self.handles.remove(&id) {
             Some(Handle::File(FileHandle {
-                file,
-                path,
+                open,
                 upload: Some(upload),
                 ..
             })) => {
                 let event = upload
-                    .finish(&file)
-                    .map_err(|e| io_refusal(e, "save", &path))?;
+                    .finish(&open.file)
+                    .map_err(|reason| refuse(status::FAILURE, reason))?;
                 self.publish(event);
                 Ok(Reply::ok())
             }
@@ -302,7 +354,7 @@ impl Worker {
         };
         let id = Self::handle_id(&handle)?;
         let (meta, path) = match self.handles.get(&id) {
-            Some(Handle::File(file)) => (file.file.metadata(), &file.path),
+            Some(Handle::File(file)) => (file.open.file.metadata(), &file.path),
             Some(Handle::Dir(dir)) => (fs::symlink_metadata(&dir.real), &dir.path),
             None => return Err(invalid_handle()),
         };
@@ -321,12 +373,16 @@ impl Worker {
             return self.set_times_of_upload_to(&path, &attrs);
         };
         if let Some(size) = attrs.size.filter(|_| meta.is_file()) {
+            let label = path.to_string();
+            self.budget.resize_stored(&label, meta.len(), size)?;
             let file = OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&real);
-            file.and_then(|f| f.set_len(size))
-                .map_err(|e| io_refusal(e, "resize", &path))?;
+            if let Err(e) = file.and_then(|f| f.set_len(size)) {
+                let _ = self.budget.resize_stored(&label, size, meta.len());
+                return Err(io_refusal(e, "resize", &path));
+            }
         }
         if let Some(times) = attrs.times {
             set_times_nofollow(&real, times)
@@ -371,9 +427,7 @@ impl Worker {
         };
         if let Some(upload) = file.upload.as_mut() {
             if let Some(size) = attrs.size {
-                file.file
-                    .set_len(size)
-                    .map_err(|e| io_refusal(e, "resize", &file.path))?;
+                resize_upload(&self.budget, &file.open, upload, size)?;
             }
             if let Some(times) = attrs.times {
                 upload.set_times_at_close(file_times(times));
@@ -382,7 +436,8 @@ impl Worker {
             .times
             .filter(|_| may_change(&file.path, Change::Modify).is_ok())
         {
-            file.file
+            file.open
+                .file
                 .set_times(file_times(times))
                 .map_err(|e| io_refusal(e, "set the times of", &file.path))?;
         }
@@ -398,11 +453,13 @@ impl Worker {
             return Err(refuse(status::FAILURE, format!("{path} is not a folder")));
         }
         let entries = fs::read_dir(&real).map_err(|e| io_refusal(e, "list", &path))?;
+        let slot = self.take_slot()?;
         self.add_handle(Handle::Dir(DirHandle {
             path,
             real,
             entries,
             dots_sent: false,
+            _slot: slot,
         }))
     }
 
@@ -452,7 +509,10 @@ impl Worker {
             ));
         }
         fs::remove_file(&real).map_err(|e| io_refusal(e, "remove", &path))?;
-        tracing::info!(account = %self.jail.account(), %path, "file removed");
+        if meta.is_file() {
+            self.budget.stored_removed(meta.len());
+        }
+        tracing::debug!(account = %self.jail.account(), %path, "file removed");
         Ok(Reply::ok())
     }
 
@@ -465,7 +525,7 @@ impl Worker {
             return Err(refuse(status::FAILURE, format!("{path} already exists")));
         }
         fs::create_dir(&real).map_err(|e| io_refusal(e, "create", &path))?;
-        tracing::info!(account = %self.jail.account(), %path, "folder created");
+        tracing::debug!(account = %self.jail.account(), %path, "folder created");
         Ok(Reply::ok())
     }
 
@@ -481,7 +541,7 @@ impl Worker {
             ));
         }
         fs::remove_dir(&real).map_err(|e| io_refusal(e, "remove", &path))?;
-        tracing::info!(account = %self.jail.account(), %path, "folder removed");
+        tracing::debug!(account = %self.jail.account(), %path, "folder removed");
         Ok(Reply::ok())
     }
 
@@ -515,7 +575,10 @@ impl Worker {
                 format!("cannot move {from} into itself ({to})"),
             ));
         }
-        if let Some(to_meta) = to_meta.filter(|meta| meta.is_dir() != from_meta.is_dir()) {
+        if let Some(to_meta) = to_meta
+            .as_ref()
+            .filter(|meta| meta.is_dir() != from_meta.is_dir())
+        {
             let what = if to_meta.is_dir() {
                 "a folder"
             } else {
@@ -527,7 +590,10 @@ impl Worker {
             ));
         }
         fs::rename(&from_real, &to_real).map_err(|e| io_refusal(e, "rename", &from))?;
-        tracing::info!(account = %self.jail.account(), %from, %to, "renamed");
+        if let Some(replaced) = to_meta.filter(fs::Metadata::is_file) {
+            self.budget.stored_removed(replaced.len());
+        }
+        tracing::debug!(account = %self.jail.account(), %from, %to, "renamed");
         if from_meta.is_file() {
             self.publish(finished_event(self.jail.account(), &to, from_meta.len()));
         }
@@ -564,7 +630,7 @@ impl Worker {
         data.put_u64(MAX_PACKET_LEN as u64);
         data.put_u64(u64::from(MAX_DATA_LEN));
         data.put_u64(u64::from(MAX_DATA_LEN));
-        data.put_u64(MAX_OPEN_HANDLES as u64);
+        data.put_u64(self.budget.limits.handles_per_session as u64);
         Ok(Reply::ExtendedReply(data))
     }
 
@@ -573,7 +639,8 @@ impl Worker {
             return Err(mismatch());
         };
         let (_, file) = self.file_handle(&handle)?;
-        file.file
+        file.open
+            .file
             .sync_all()
             .map_err(|e| io_refusal(e, "flush", &file.path))?;
         Ok(Reply::ok())
@@ -605,14 +672,25 @@ impl Worker {
 }
 
 impl FileHandle {
-    fn new(file: File, path: VirtualPath, readable: bool, upload: Option<Upload>) -> FileHandle {
-        FileHandle {
-            file: Arc::new(file),
+    fn new(
+        file: File,
+        path: VirtualPath,
+        readable: bool,
+        upload: Option<Upload>,
+        slot: HandleSlot,
+    ) -> FileHandle {
+        let open = OpenFile {
+            file,
             label: path.to_string().into(),
+            upload: upload.as_ref().map(|u| Arc::clone(u.progress())),
+        };
+        FileHandle {
+            open: Arc::new(open),
             path,
             readable,
             writable: upload.is_some(),
             upload,
+            _slot: slot,
         }
     }
 
@@ -622,11 +700,34 @@ impl FileHandle {
             offset,
             len,
             writes,
-            file: Arc::clone(&self.file),
+            open: Arc::clone(&self.open),
             data,
-            path: Arc::clone(&self.label),
         }
     }
+}
+
+/// FSETSTAT's size on an upload: charged (or given back), then applied.
+/// Either failing poisons the upload: its content is no longer what the
+/// client meant it to be.
+fn resize_upload(
+    budget: &Budget,
+    open: &OpenFile,
+    upload: &Upload,
+    size: u64,
+) -> Result<(), Refusal> {
+    let poison = |problem: &str| {
+        upload
+            .progress()
+            .poison(failure_reason(problem, &open.label));
+    };
+    budget
+        .resize_upload(upload.progress(), &open.label, size)
+        .inspect_err(|refusal| poison(&refusal.message))?;
+    open.file.set_len(size).map_err(|e| {
+        let problem = io_problem(&e);
+        poison(&problem);
+        refuse(status::FAILURE, failure_reason(&problem, &open.label))
+    })
 }
 
 fn check_regular_file(path: &VirtualPath, meta: &fs::Metadata) -> Result<(), Refusal> {
