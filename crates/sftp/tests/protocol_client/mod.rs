@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use ferry_sftp::jail::Jail;
+use ferry_sftp::protocol::budget::{Budget, Limits};
 use ferry_sftp::protocol::codec::{Attrs, client, packet, status};
-use ferry_sftp::protocol::{ProtocolError, SLOW_STORAGE, serve_with_slow_storage};
+use ferry_sftp::protocol::{ProtocolError, SLOW_STORAGE, serve_budgeted};
 use ferry_sftp::upload::UploadEvent;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
@@ -169,15 +170,28 @@ pub async fn start_without_init() -> (Client, Server) {
 /// (`Duration::ZERO`: every data request overlaps on the blocking pool).
 pub async fn start_without_init_with(slow_storage: Duration) -> (Client, Server) {
     let data = tempfile::tempdir().unwrap();
+    let budget = Budget::standalone(Limits::default());
+    serve_in(data, budget, slow_storage)
+}
+
+/// A session of the account in `data` (created if needed) under `budget`,
+/// after INIT/VERSION. Sessions given clones of one budget share its usage,
+/// like sessions of one account on one node.
+pub async fn start_in(data: tempfile::TempDir, budget: Budget) -> (Client, Server) {
+    init(serve_in(data, budget, SLOW_STORAGE)).await
+}
+
+fn serve_in(data: tempfile::TempDir, budget: Budget, slow_storage: Duration) -> (Client, Server) {
     let root = Jail::create_layout(data.path(), ACCOUNT).unwrap();
     let jail = Jail::open(data.path(), ACCOUNT).unwrap();
     let upload_dir = jail.upload_dir().to_owned();
     let (events_tx, events) = mpsc::unbounded_channel();
     let (ours, theirs) = tokio::io::duplex(1 << 20);
-    let task = tokio::spawn(serve_with_slow_storage(
+    let task = tokio::spawn(serve_budgeted(
         theirs,
         jail,
         events_tx,
+        budget,
         slow_storage,
     ));
     (
