@@ -12,7 +12,8 @@ use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use ferry_keys::KeyPolicy;
 use ferry_store::{
-    Actor, AddOutcome, AddStatus, KeyRecord, KeyState, NewKey, Role, Store, format_timestamp,
+    AccountLimits, Actor, AddOutcome, AddStatus, KeyRecord, KeyState, LimitsChange, NewKey, Role,
+    Store, escape_control, format_size, format_timestamp, parse_size,
 };
 
 use crate::config::Config;
@@ -54,7 +55,36 @@ pub enum AccountCommand {
         /// How often the account is expected to upload (e.g. 24h), or off.
         #[arg(long, value_name = "DURATION|off")]
         expected_every: Option<String>,
+        /// Open files and folders the account may hold across its sessions on a node, or default ([sftp] max_handles_per_account).
+        #[arg(long, value_name = "N|default")]
+        max_handles: Option<String>,
+        /// The largest file the account may upload (e.g. 8GiB), or default ([sftp] max_file_size).
+        #[arg(long, value_name = "SIZE|default")]
+        max_file_size: Option<String>,
+        /// Bytes the account may hold in /inbound plus uploads in progress (e.g. 50GiB), or default ([sftp] quota).
+        #[arg(long, value_name = "SIZE|default")]
+        quota: Option<String>,
     },
+}
+
+/// `--max-handles N|default` and the sizes: `None` for default.
+fn limit_arg(
+    flag: &str,
+    text: Option<&str>,
+    parse: fn(&str) -> Result<u64, String>,
+) -> anyhow::Result<Option<Option<u64>>> {
+    match text.map(str::trim) {
+        None => Ok(None),
+        Some("default") => Ok(Some(None)),
+        Some(text) => parse(text)
+            .map(|n| Some(Some(n)))
+            .map_err(|e| anyhow::anyhow!("{flag} {e}; or write default")),
+    }
+}
+
+fn count(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -196,6 +226,7 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
             let account = store
                 .create_account(&name, display_name.as_deref(), legacy_clients, &actor())
                 .await?;
+            crate::process::secure_data_dir(config)?;
             let root = ferry_sftp::jail::Jail::create_layout(&config.data_dir, &account.name).with_context(|| {
                 format!("account {name} was created but its folders could not be: check that data_dir is writable")
             })?;
@@ -261,11 +292,11 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         format_timestamp(a.at),
-                        a.client_addr,
+                        escape_control(&a.client_addr),
                         a.result.as_str(),
-                        a.reason,
-                        a.fingerprint.as_deref().unwrap_or("-"),
-                        a.client_banner
+                        escape_control(&a.reason),
+                        escape_control(a.fingerprint.as_deref().unwrap_or("-")),
+                        escape_control(&a.client_banner)
                     );
                 }
             }
@@ -274,11 +305,23 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
             name,
             legacy_clients,
             expected_every,
+            max_handles,
+            max_file_size,
+            quota,
         } => {
-            if legacy_clients.is_none() && expected_every.is_none() {
+            let limits = LimitsChange {
+                max_handles: limit_arg("--max-handles", max_handles.as_deref(), count)?,
+                max_file_size: limit_arg("--max-file-size", max_file_size.as_deref(), parse_size)?,
+                quota: limit_arg("--quota", quota.as_deref(), parse_size)?,
+            };
+            if legacy_clients.is_none() && expected_every.is_none() && limits.is_empty() {
                 bail!(
-                    "nothing to change: give --legacy-clients on|off or --expected-every DURATION|off"
+                    "nothing to change: give --legacy-clients on|off, --expected-every DURATION|off, --max-handles N, --max-file-size SIZE or --quota SIZE"
                 );
+            }
+            if !limits.is_empty() {
+                let account = store.set_account_limits(&name, limits, &actor()).await?;
+                println!("account {name}: {}", describe_limits(&account.limits));
             }
             if let Some(on) = legacy_clients {
                 let on = matches!(on, OnOff::On);
@@ -307,6 +350,18 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "max handles 50, largest file default, quota 1.0 GiB".
+fn describe_limits(limits: &AccountLimits) -> String {
+    let or_default =
+        |v: Option<u64>, show: fn(u64) -> String| v.map_or_else(|| "default".to_owned(), show);
+    format!(
+        "max handles {}, largest file {}, quota {}",
+        or_default(limits.max_handles, |n| n.to_string()),
+        or_default(limits.max_file_size, format_size),
+        or_default(limits.quota, format_size)
+    )
 }
 
 /// Reads a key file, or stdin for "-".
@@ -383,9 +438,9 @@ pub async fn key(config: &Config, cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                         k.bits,
                         state_detail(&k),
                         last_used,
-                        k.added_by,
-                        k.options,
-                        k.comment
+                        escape_control(&k.added_by),
+                        escape_control(&k.options),
+                        escape_control(&k.comment)
                     );
                 }
             }

@@ -20,6 +20,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("../config/ferry.toml");
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// The group that may read what Ferry creates; `None`: Ferry's user only.
+    pub data_group: Option<String>,
     pub sftp: Sftp,
     pub web: Web,
     pub database_url: String,
@@ -39,6 +41,10 @@ pub struct Sftp {
     pub max_sessions_per_account: usize,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub max_handles_per_session: usize,
+    pub max_handles_per_account: usize,
+    pub max_file_size: u64,
+    pub quota: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +95,7 @@ fn public_url(text: &str) -> anyhow::Result<String> {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: PathBuf,
+    data_group: String,
     sftp: RawSftp,
     web: RawWeb,
     database: RawDatabase,
@@ -107,6 +114,10 @@ struct RawSftp {
     max_sessions_per_account: usize,
     idle_timeout: String,
     shutdown_grace: String,
+    max_handles_per_session: usize,
+    max_handles_per_account: usize,
+    max_file_size: String,
+    quota: String,
 }
 
 #[derive(Deserialize)]
@@ -197,8 +208,10 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig, source: &str) -> anyhow::Result<Config> {
+        let data_group = raw.data_group.trim().to_owned();
         let config = Config {
             data_dir: raw.data_dir,
+            data_group: (!data_group.is_empty()).then_some(data_group),
             sftp: Sftp {
                 enabled: raw.sftp.enabled,
                 listen: address("sftp.listen", &raw.sftp.listen)?,
@@ -217,6 +230,16 @@ impl Config {
                 )?,
                 idle_timeout: duration("sftp.idle_timeout", &raw.sftp.idle_timeout)?,
                 shutdown_grace: duration("sftp.shutdown_grace", &raw.sftp.shutdown_grace)?,
+                max_handles_per_session: at_least_one(
+                    "sftp.max_handles_per_session",
+                    raw.sftp.max_handles_per_session,
+                )?,
+                max_handles_per_account: at_least_one(
+                    "sftp.max_handles_per_account",
+                    raw.sftp.max_handles_per_account,
+                )?,
+                max_file_size: size("sftp.max_file_size", &raw.sftp.max_file_size)?,
+                quota: size("sftp.quota", &raw.sftp.quota)?,
             },
             web: Web {
                 enabled: raw.web.enabled,
@@ -407,6 +430,14 @@ fn duration(key: &str, text: &str) -> anyhow::Result<Duration> {
     })
 }
 
+fn size(key: &str, text: &str) -> anyhow::Result<u64> {
+    match ferry_store::parse_size(text) {
+        Ok(0) => bail!("{key} = {text:?}: must be more than zero"),
+        Ok(bytes) => Ok(bytes),
+        Err(e) => bail!("{key} = {e}"),
+    }
+}
+
 fn address(key: &str, text: &str) -> anyhow::Result<SocketAddr> {
     text.parse().map_err(|_| {
         anyhow::anyhow!("{key} = {text:?} is not an address and port; write it like 127.0.0.1:2222 or 0.0.0.0:22")
@@ -441,6 +472,28 @@ mod tests {
         assert_eq!(c.keys.min_rsa_bits, 2048);
         assert_eq!(c.sftp.login_grace, Duration::from_secs(30));
         assert_eq!(c.ingest.retention, Duration::from_secs(30 * 86400));
+        assert_eq!(c.data_group, None);
+        assert_eq!(c.sftp.max_handles_per_session, 256);
+        assert_eq!(c.sftp.max_handles_per_account, 1024);
+        assert_eq!(c.sftp.max_file_size, 4 << 30);
+        assert_eq!(c.sftp.quota, 20 << 30);
+    }
+
+    #[test]
+    fn limits_and_data_group_are_read_and_checked() {
+        let c = Config::parse(
+            Some("data_group = \"ferry-import\"\n[sftp]\nquota = \"1 GiB\"\n"),
+            &env(&[("FERRY_SFTP__MAX_FILE_SIZE", "10MiB")]),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.data_group.as_deref(), Some("ferry-import"));
+        assert_eq!(c.sftp.quota, 1 << 30);
+        assert_eq!(c.sftp.max_file_size, 10 << 20);
+        let err = |file: &str| Config::parse(Some(file), &[], "f").unwrap_err().to_string();
+        assert!(err("[sftp]\nquota = \"lots\"").contains("sftp.quota"));
+        assert!(err("[sftp]\nmax_file_size = \"0\"").contains("more than zero"));
+        assert!(err("[sftp]\nmax_handles_per_session = 0").contains("at least 1"));
     }
 
     #[test]

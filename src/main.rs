@@ -6,6 +6,8 @@
 
 mod commands;
 mod config;
+mod log_writer;
+mod process;
 mod serve;
 mod uploads;
 
@@ -75,6 +77,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let config = config::Config::load(cli.config.as_deref())?;
+    process::set_umask(&config);
     match cli.command {
         Command::Serve => serve::serve(config)
             .await

@@ -10,10 +10,11 @@ use crate::config::Config;
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     init_logging();
     tracing::info!(config = %config.source, data_dir = %config.data_dir.display(), "starting ferry {}", env!("CARGO_PKG_VERSION"));
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!("cannot create data_dir {}: choose a writable directory with data_dir or FERRY_DATA_DIR", config.data_dir.display())
-    })?;
+    crate::process::secure_data_dir(&config)?;
+    crate::process::ignore_file_size_signal();
+    let descriptors = descriptor_budget();
     let store = crate::commands::open_store(&config).await?;
+    crate::process::secure_database_files(&config)?;
     // One recorder per process; a second `serve` in the same process (tests)
     // keeps the first one's.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -56,6 +57,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             max_sessions_per_account: config.sftp.max_sessions_per_account,
             shutdown_grace: config.sftp.shutdown_grace,
             idle_timeout: config.sftp.idle_timeout,
+            limits: ferry_sftp::Limits {
+                handles_per_session: config.sftp.max_handles_per_session,
+                handles_per_account: config.sftp.max_handles_per_account,
+                max_file_size: config.sftp.max_file_size,
+                quota: config.sftp.quota,
+            },
+            descriptors,
         };
         let server = SftpServer::bind(settings, store.clone(), &host_keys).await?;
         let addr = server.local_addr()?;
@@ -156,6 +164,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raises the open-files limit to its hard limit and logs the budget SFTP
+/// handles get from it (the rest is kept for connections, the database and
+/// the web).
+fn descriptor_budget() -> std::sync::Arc<ferry_sftp::DescriptorBudget> {
+    let limit = crate::process::raise_open_files_limit();
+    let budget = ferry_sftp::DescriptorBudget::for_limit(limit);
+    tracing::info!(
+        limit,
+        sftp_handles = budget.budget(),
+        reserve = ferry_sftp::DescriptorBudget::reserve_for(limit),
+        "file descriptors: soft limit raised to the hard limit; SFTP files and folders get {}, the rest is kept for connections, the database and the web",
+        budget.budget()
+    );
+    std::sync::Arc::new(budget)
+}
+
 /// The pipeline's settings from `[ingest]` and `data_dir`.
 fn ingest_settings(config: &Config) -> ferry_ingest::IngestSettings {
     let ingest = &config.ingest;
@@ -245,7 +269,7 @@ fn init_logging() {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(crate::log_writer::EscapingStderr)
+        .with_ansi(false)
         .try_init();
 }

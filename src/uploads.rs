@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use ferry_store::{Upload, format_timestamp};
+use ferry_store::{Upload, escape_control, format_timestamp};
 
 use crate::commands::{actor, open_store};
 use crate::config::Config;
@@ -78,7 +78,7 @@ pub async fn uploads(config: &Config, cmd: UploadsCommand) -> anyhow::Result<Exi
             } else {
                 print!("{}", details(&upload));
                 match report {
-                    Some(report) => println!("\n{report}"),
+                    Some(report) => println!("\n{}", escape_lines(&report)),
                     None => println!("\n(no report yet: the file has not been checked)"),
                 }
             }
@@ -117,8 +117,16 @@ fn list_line(upload: &Upload) -> String {
         upload.account,
         upload.state,
         upload.size,
-        upload.name
+        escape_control(&upload.name)
     )
+}
+
+/// Text of many lines with every other control character escaped.
+fn escape_lines(text: &str) -> String {
+    text.lines()
+        .map(escape_control)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Every field, one per line.
@@ -128,7 +136,7 @@ fn details(upload: &Upload) -> String {
         "upload {}\n  account:      {}\n  name:         {}\n  size:         {} bytes\n  sha256:       {}\n  state:        {}\n  received at:  {}\n  updated at:   {}\n",
         upload.id,
         upload.account,
-        upload.name,
+        escape_control(&upload.name),
         upload.size,
         optional(&upload.sha256),
         upload.state,
@@ -148,6 +156,7 @@ fn details(upload: &Upload) -> String {
     ];
     for (label, value) in extra {
         if let Some(value) = value {
+            let value = escape_control(&value);
             text.push_str(&format!("  {:<13} {value}\n", format!("{label}:")));
         }
     }
