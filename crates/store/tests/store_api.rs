@@ -16,8 +16,8 @@ use common::{TestDb, on_postgres, on_sqlite};
 use std::time::{Duration, Instant};
 
 use ferry_store::{
-    Actor, AddStatus, Backend, KeyState, LoginVerdict, MAX_KEYS_PER_ACCOUNT, NewAuthAttempt,
-    NewKey, Store, StoreError, UploadState,
+    Actor, AddStatus, Backend, KeyState, LimitsChange, LoginVerdict, MAX_KEYS_PER_ACCOUNT,
+    NewAuthAttempt, NewKey, Store, StoreError, UploadState,
 };
 use ferry_store::{AuthResult, format_timestamp};
 use sqlx::Connection;
@@ -192,6 +192,63 @@ async fn accounts_create_list_and_disable(db: TestDb) {
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidValue { .. }), "{err}");
 
+    // Limits: set, read back (also through the login lookup's join), reset.
+    let limited = store
+        .set_account_limits(
+            "springfield",
+            LimitsChange {
+                max_handles: Some(Some(10)),
+                quota: Some(Some(5 << 30)),
+                ..LimitsChange::default()
+            },
+            &cli(),
+        )
+        .await
+        .expect("limits");
+    assert_eq!(limited.limits.max_handles, Some(10));
+    assert_eq!(limited.limits.quota, Some(5 << 30));
+    assert_eq!(limited.limits.max_file_size, None);
+    let read = store.account("springfield").await.unwrap().unwrap();
+    assert_eq!(read.limits, limited.limits);
+    let reset = store
+        .set_account_limits(
+            "springfield",
+            LimitsChange {
+                quota: Some(None),
+                ..LimitsChange::default()
+            },
+            &cli(),
+        )
+        .await
+        .expect("reset");
+    assert_eq!(reset.limits.quota, None);
+    assert_eq!(reset.limits.max_handles, Some(10));
+    let err = store
+        .set_account_limits(
+            "springfield",
+            LimitsChange {
+                max_file_size: Some(Some(0)),
+                ..LimitsChange::default()
+            },
+            &cli(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidValue { .. }), "{err}");
+    let audit = store.audit_events(Some("springfield"), 50).await.unwrap();
+    let details: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "account.limits")
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "quota default (was 5.0 GiB)",
+            "max handles 10 (was default); quota 5.0 GiB (was default)"
+        ]
+    );
+
     let err = store
         .set_account_enabled("nobody", false, &cli())
         .await
@@ -221,6 +278,8 @@ async fn accounts_create_list_and_disable(db: TestDb) {
             "account.legacy_clients",
             "account.expected_every",
             "account.expected_every",
+            "account.limits",
+            "account.limits",
         ]
     );
 
@@ -233,6 +292,9 @@ async fn accounts_create_list_and_disable(db: TestDb) {
         "legacy_clients",
         "expected_every_secs",
         "created_at",
+        "max_handles",
+        "max_file_size",
+        "quota",
     ] {
         assert!(
             json.get(field).is_some(),

@@ -10,6 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ferry_store::LimitsChange;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
@@ -249,17 +250,41 @@ pub(crate) async fn get_account(
     Ok(Json(service::account_json(&account, &stale)))
 }
 
-/// `PATCH /api/v1/accounts/{name}` body.
+/// `PATCH /api/v1/accounts/{name}` body: any of the fields; a limit set to
+/// `null` returns to the server's default.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct AccountPatch {
     /// Allow (true) or refuse (false) logins.
-    enabled: bool,
+    enabled: Option<bool>,
+    /// Open files and folders across the account's sessions on a node.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, nullable)]
+    max_handles: Option<Option<u64>>,
+    /// The largest file the account may upload, in bytes.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, nullable)]
+    max_file_size: Option<Option<u64>>,
+    /// Bytes the account may hold in /inbound plus uploads in progress.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, nullable)]
+    quota: Option<Option<u64>>,
 }
 
-/// Enables or disables an account (vendor admin only).
+/// A field that is present, possibly `null` (absent stays `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Changes an account (vendor admin only): enables or disables it, sets its
+/// SFTP limits.
 #[utoipa::path(patch, path = "/api/v1/accounts/{name}", request_body = AccountPatch, params(("name" = String, Path, description = "account name")), responses(
     (status = 200, description = "the account"),
-    (status = 404, description = "no such account, or not a vendor admin", body = ErrorBody)))]
+    (status = 404, description = "no such account, or not a vendor admin", body = ErrorBody),
+    (status = 422, description = "nothing to change, or a limit of zero", body = ErrorBody)))]
 pub(crate) async fn patch_account(
     State(state): State<AppState>,
     principal: Principal,
@@ -268,8 +293,26 @@ pub(crate) async fn patch_account(
 ) -> ApiResult<Json<Value>> {
     principal.check_account(&name)?;
     principal.check_vendor()?;
-    let patch: AccountPatch = json_body(body, r#"{"enabled": false}"#)?;
-    let account = service::set_account_enabled(&state, &principal, &name, patch.enabled).await?;
+    let example = r#"{"enabled": false} or {"quota": 53687091200, "max_file_size": null}"#;
+    let patch: AccountPatch = json_body(body, example)?;
+    let limits = LimitsChange {
+        max_handles: patch.max_handles,
+        max_file_size: patch.max_file_size,
+        quota: patch.quota,
+    };
+    if patch.enabled.is_none() && limits.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("nothing to change: send for example {example}"),
+        ));
+    }
+    let mut account = None;
+    if let Some(enabled) = patch.enabled {
+        account = Some(service::set_account_enabled(&state, &principal, &name, enabled).await?);
+    }
+    if !limits.is_empty() {
+        account = Some(service::set_account_limits(&state, &principal, &name, limits).await?);
+    }
     Ok(Json(json!(account)))
 }
 

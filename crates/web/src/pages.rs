@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use ferry_store::{Role, StoreError};
+use ferry_store::{LimitsChange, Role, StoreError, parse_size};
 use maud::Markup;
 use serde::Deserialize;
 
@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Routes {
         )
         .add("/accounts/{name}", &["GET"], get(account))
         .add("/accounts/{name}/enabled", &["POST"], post(set_enabled))
+        .add("/accounts/{name}/limits", &["POST"], post(set_limits))
         .add("/accounts/{name}/keys", &["POST"], post(add_keys))
         .add(
             "/accounts/{name}/keys/replace",
@@ -378,6 +379,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "admin-enabled" => "Admin user enabled.",
         "admin-disabled" => "Admin user disabled and signed out.",
         "token-revoked" => "Token revoked.",
+        "limits" => "Limits saved: they apply to sessions that start from now on.",
         "approved" => "Upload approved: it is handed over on the next pass.",
         "rejected" => "Upload rejected: it is archived and never handed over.",
         _ => return None,
@@ -447,6 +449,34 @@ async fn set_enabled(
     service::set_account_enabled(&state, &form.principal, &name, enabled).await?;
     let done = if enabled { "enabled" } else { "disabled" };
     Ok(see_other(&format!("/accounts/{name}?done={done}")))
+}
+
+/// The limits form: every field given, an empty one meaning the default.
+async fn set_limits(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: SignedInForm,
+) -> PageResult {
+    let field = |key: &str, parse: fn(&str) -> Result<u64, String>| {
+        let text = form.fields.text(key);
+        match text.trim() {
+            "" | "default" => Ok(Some(None)),
+            text => parse(text).map(|n| Some(Some(n))).map_err(|e| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{key}: {e}"))
+            }),
+        }
+    };
+    let count = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| format!("{text:?} is not a whole number"))
+    };
+    let change = LimitsChange {
+        max_handles: field("max_handles", count)?,
+        max_file_size: field("max_file_size", parse_size)?,
+        quota: field("quota", parse_size)?,
+    };
+    service::set_account_limits(&state, &form.principal, &name, change).await?;
+    Ok(see_other(&format!("/accounts/{name}?done=limits#limits")))
 }
 
 /// The key text of an add/replace form: the pasted text, then the file's.

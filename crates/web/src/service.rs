@@ -6,7 +6,7 @@
 //! so a rule lives here once.
 
 use axum::http::{HeaderMap, StatusCode, header};
-use ferry_store::{Account, AddOutcome, KeyRecord, NewKey, Upload};
+use ferry_store::{Account, AddOutcome, KeyRecord, LimitsChange, NewKey, Upload};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -50,6 +50,21 @@ pub(crate) async fn set_account_enabled(
     Ok(app
         .store
         .set_account_enabled(name, enabled, &who.actor())
+        .await?)
+}
+
+/// Sets an account's SFTP limits (vendor admin only).
+pub(crate) async fn set_account_limits(
+    app: &App,
+    who: &Principal,
+    name: &str,
+    change: LimitsChange,
+) -> Result<Account, ApiError> {
+    who.check_account(name)?;
+    who.check_vendor()?;
+    Ok(app
+        .store
+        .set_account_limits(name, change, &who.actor())
         .await?)
 }
 

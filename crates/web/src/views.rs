@@ -13,9 +13,9 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use ferry_store::{
     Account, Admin, ApiToken, AuditEvent, AuthAttempt, KeyRecord, KeyState, Role, Upload,
-    UploadState, format_timestamp,
+    UploadState, escape_control, format_size, format_timestamp,
 };
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, Markup, Render, html};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, PageError};
@@ -264,11 +264,11 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
                     @for a in view.attempts {
                         tr {
                             td { (when(a.at)) }
-                            td.mono { (a.client_addr) }
-                            td.mono { (a.client_banner) }
-                            td.mono { (a.fingerprint.as_deref().unwrap_or("")) }
+                            td.mono { (Shown(&a.client_addr)) }
+                            td.mono { (Shown(&a.client_banner)) }
+                            td.mono { (Shown(a.fingerprint.as_deref().unwrap_or(""))) }
                             td { (state_word(a.result.as_str())) }
-                            td { (a.reason) }
+                            td { (Shown(&a.reason)) }
                         }
                     }
                 }
@@ -283,10 +283,10 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
                     @for u in view.uploads {
                         tr.upload data-id=(u.id) {
                             td { (when(u.received_at)) }
-                            td.mono { (u.name) }
+                            td.mono { (Shown(&u.name)) }
                             td { (u.size) " bytes" }
                             td { (state_word(u.state.as_str())) }
-                            td { (u.detail.as_deref().unwrap_or("")) }
+                            td { (Shown(u.detail.as_deref().unwrap_or(""))) }
                             td {
                                 @if u.state == UploadState::Held {
                                     form.inline method="post" action={ (base) "/uploads/" (u.id) "/approve" } {
@@ -310,11 +310,12 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
                 thead { tr { th { "When" } th { "Who" } th { "What" } } }
                 tbody {
                     @for e in view.audit {
-                        tr { td { (when(e.at)) } td.mono { (e.actor) } td { (e.detail) } }
+                        tr { td { (when(e.at)) } td.mono { (Shown(&e.actor)) } td { (Shown(&e.detail)) } }
                     }
                 }
             }
         }
+        (limits_section(view, &base))
         @if who.is_vendor() {
             section {
                 h2 { "Account" }
@@ -332,6 +333,47 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
         }
     };
     page(&account.name, Some(who), &body)
+}
+
+/// Text that came from a client (a file name, a banner, a key comment):
+/// control characters shown as escapes, then HTML-escaped by maud.
+struct Shown<'a>(&'a str);
+
+impl Render for Shown<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        escape_control(self.0).as_ref().render_to(buffer);
+    }
+}
+
+/// The account's own SFTP limits; a form to change them for vendor admins.
+fn limits_section(view: &AccountPage<'_>, base: &str) -> Markup {
+    let limits = &view.account.limits;
+    let shown = |v: Option<u64>, size: bool| match (v, size) {
+        (None, _) => "the server's default".to_owned(),
+        (Some(n), true) => format_size(n),
+        (Some(n), false) => n.to_string(),
+    };
+    let value = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+    html! {
+        section id="limits" {
+            h2 { "Limits" }
+            p {
+                "Open files and folders: " (shown(limits.max_handles, false))
+                ". Largest file: " (shown(limits.max_file_size, true))
+                ". Quota (/inbound plus uploads in progress): " (shown(limits.quota, true)) "."
+            }
+            @if view.who.is_vendor() {
+                form method="post" action={ (base) "/limits" } {
+                    (csrf_field(view.who))
+                    label { "Open files and folders " input name="max_handles" inputmode="numeric" value=(value(limits.max_handles)) placeholder="default"; }
+                    label { "Largest file " input name="max_file_size" value=(value(limits.max_file_size)) placeholder="default, or e.g. 8GiB"; }
+                    label { "Quota " input name="quota" value=(value(limits.quota)) placeholder="default, or e.g. 50GiB"; }
+                    button.secondary type="submit" { "Save limits" }
+                }
+                p.muted { "Empty means the server's default ([sftp] in ferry.toml). Sizes in bytes or like 500MiB, 8GiB. A change applies to sessions that start after it." }
+            }
+        }
+    }
 }
 
 fn connect_section(view: &AccountPage<'_>) -> Markup {
@@ -402,9 +444,9 @@ fn keys_section(view: &AccountPage<'_>, base: &str) -> Markup {
                             }
                             td.mono { (key.fingerprint) }
                             td { (key.key_type) " " (key.bits) }
-                            td.comment { (key.comment) }
-                            td.mono { (key.options) }
-                            td.mono { (key.added_by) }
+                            td.comment { (Shown(&key.comment)) }
+                            td.mono { (Shown(&key.options)) }
+                            td.mono { (Shown(&key.added_by)) }
                             td { (key.last_used_at.map(when).unwrap_or_else(|| "never".to_owned())) }
                             td {
                                 @if key.state == KeyState::Pending {
@@ -468,7 +510,7 @@ pub(crate) fn confirm_revoke(who: &Principal, account: &str, key: &KeyRecord) ->
             div.grid {
                 span.muted { "Account" } span.mono { (account) }
                 span.muted { "Fingerprint" } span.mono { (key.fingerprint) }
-                span.muted { "Comment" } span { (key.comment) }
+                span.muted { "Comment" } span { (Shown(&key.comment)) }
             }
             p { "Logins with this key are refused at once and its open sessions are closed. This cannot be undone; to use the key again, add it again." }
             form method="post" action={ "/accounts/" (account) "/keys/" (key.id) "/revoke" } {

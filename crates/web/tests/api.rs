@@ -809,3 +809,51 @@ async fn held_uploads_are_approved_or_rejected_and_staleness_is_reported() {
     .await;
     assert_eq!(answer.json()["stale"], true);
 }
+
+#[tokio::test]
+async fn patch_sets_and_resets_an_accounts_limits() {
+    let f = fixture().await;
+    let patch = |body: &'static str, token: String| {
+        let app = f.app.clone();
+        async move {
+            call(
+                &app,
+                Method::PATCH,
+                "/api/v1/accounts/alpha",
+                Some(&token),
+                body.as_bytes().to_vec(),
+            )
+            .await
+        }
+    };
+    let set = patch(
+        r#"{"max_handles": 10, "quota": 1073741824}"#,
+        f.vendor.clone(),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK);
+    assert_eq!(set.json()["max_handles"], 10);
+    assert_eq!(set.json()["quota"], 1_073_741_824u64);
+    assert_eq!(set.json()["max_file_size"], serde_json::Value::Null);
+    assert_eq!(set.json()["enabled"], true, "enabled untouched");
+
+    let reset = patch(r#"{"quota": null}"#, f.vendor.clone()).await;
+    assert_eq!(reset.status, StatusCode::OK);
+    assert_eq!(reset.json()["quota"], serde_json::Value::Null);
+    assert_eq!(reset.json()["max_handles"], 10, "absent fields untouched");
+
+    let zero = patch(r#"{"max_file_size": 0}"#, f.vendor.clone()).await;
+    assert_eq!(zero.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let nothing = patch("{}", f.vendor.clone()).await;
+    assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let district = patch(r#"{"quota": 1}"#, f.alpha.clone()).await;
+    assert_eq!(district.status, StatusCode::NOT_FOUND, "vendor admins only");
+    let audit = f.store.audit_events(Some("alpha"), 10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "account.limits"
+                && e.detail.contains("quota default (was 1.0 GiB)")),
+        "{audit:?}"
+    );
+}

@@ -16,6 +16,11 @@ fn form_for(method: &str, path: &str, csrf: &str) -> Vec<(&'static str, String)>
     let mut form: Vec<(&'static str, String)> = match (method, path) {
         ("POST", "/accounts") => vec![("name", "gamma".into())],
         ("POST", "/accounts/{name}/enabled") => vec![("enabled", "false".into())],
+        ("POST", "/accounts/{name}/limits") => vec![
+            ("max_handles", "50".into()),
+            ("max_file_size", "".into()),
+            ("quota", "1GiB".into()),
+        ],
         ("POST", "/accounts/{name}/keys") => vec![("keys", K2.into())],
         ("POST", "/accounts/{name}/keys/replace") => vec![("keys", format!("{K2}\n{K3}"))],
         ("POST", "/admins") => vec![
@@ -58,6 +63,7 @@ fn vendor_only(path: &str) -> bool {
         || path.starts_with("/admins")
         || path.starts_with("/tokens")
         || path.ends_with("/enabled")
+        || path.ends_with("/limits")
         || path.ends_with("/activate")
 }
 
@@ -716,4 +722,119 @@ async fn vendor_admin_manages_admins_and_tokens_from_the_page() {
         sign_in(&f.app, "alpha-admin", PASSWORD).await.status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+#[tokio::test]
+async fn client_text_shows_its_control_characters_as_escapes() {
+    let f = fixture().await;
+    f.store
+        .record_auth_attempt(&ferry_store::NewAuthAttempt {
+            account_name: "alpha".into(),
+            client_addr: "127.0.0.9:5000".into(),
+            client_banner: "SSH-2.0-evil\u{1b}[2J".into(),
+            fingerprint: None,
+            key_type: None,
+            result: ferry_store::AuthResult::Refused,
+            reason: "key not installed".into(),
+        })
+        .await
+        .unwrap();
+    f.store
+        .record_upload(
+            "alpha",
+            "two\nlines.csv",
+            3,
+            ferry_store::UploadState::Partial,
+            Some("the connection ended before the file was closed"),
+        )
+        .await
+        .unwrap();
+    let account = page(
+        &f.app,
+        Method::GET,
+        "/accounts/alpha",
+        Some(&f.vendor_session),
+        &[],
+    )
+    .await;
+    assert_eq!(account.status, StatusCode::OK);
+    assert!(
+        account.text.contains("SSH-2.0-evil\\x1b[2J"),
+        "{}",
+        account.text
+    );
+    assert!(account.text.contains("two\\nlines.csv"));
+    assert!(!account.text.contains('\u{1b}'));
+    assert!(!account.text.contains("two\nlines"));
+}
+
+#[tokio::test]
+async fn a_vendor_admin_sets_an_accounts_limits_on_its_page() {
+    let f = fixture().await;
+    let csrf = csrf_of(&f.app, &f.vendor_session).await;
+    let form = |handles: &'static str, size: &'static str, quota: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("max_handles", handles.to_owned()),
+            ("max_file_size", size.to_owned()),
+            ("quota", quota.to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let app = f.app.clone();
+        let session = f.vendor_session.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            page(
+                &app,
+                Method::POST,
+                "/accounts/alpha/limits",
+                Some(&session),
+                &fields,
+            )
+            .await
+        }
+    };
+    let saved = post(form("50", "", "2GiB")).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let limits = f.store.account("alpha").await.unwrap().unwrap().limits;
+    assert_eq!(limits.max_handles, Some(50));
+    assert_eq!(limits.max_file_size, None);
+    assert_eq!(limits.quota, Some(2 << 30));
+    let shown = page(
+        &f.app,
+        Method::GET,
+        "/accounts/alpha",
+        Some(&f.vendor_session),
+        &[],
+    )
+    .await;
+    assert!(
+        shown
+            .text
+            .contains("Quota (/inbound plus uploads in progress): 2.0 GiB"),
+        "{}",
+        shown.text
+    );
+    assert!(shown.text.contains("name=\"quota\""));
+
+    let refused = post(form("50", "huge", "")).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("max_file_size"), "{}", refused.text);
+    assert_eq!(
+        f.store.account("alpha").await.unwrap().unwrap().limits,
+        limits
+    );
+
+    // A district admin sees the limits but no form.
+    let own = page(
+        &f.app,
+        Method::GET,
+        "/accounts/alpha",
+        Some(&f.alpha_session),
+        &[],
+    )
+    .await;
+    assert!(own.text.contains("Largest file: the server's default"));
+    assert!(!own.text.contains("name=\"quota\""));
 }
