@@ -929,7 +929,14 @@ pub fn is_warn_or_error(line: &str) -> bool {
 
 impl Server {
     pub fn start(env: &Env) -> Server {
+        Server::start_with(env, |_| {})
+    }
+
+    /// Like [`Server::start`], with `adjust` applied to the command first
+    /// (for example [`limit_resource`]).
+    pub fn start_with(env: &Env, adjust: impl FnOnce(&mut Command)) -> Server {
         let mut cmd = ferry_command(&env.config);
+        adjust(&mut cmd);
         // stdout (where the first-start setup link goes) is kept in
         // ROOT/serve.stdout, appended to across restarts.
         let stdout = std::fs::OpenOptions::new()
@@ -1267,5 +1274,141 @@ impl Login {
             cmd.arg(r);
         }
         run(cmd, None, timeout)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Faults: a small file system, resource limits
+// ---------------------------------------------------------------------------
+
+/// A tmpfs of `size_mib` mounted on a folder for the test's lifetime, and
+/// unmounted when dropped (declare it before the `Server`, so the server
+/// is stopped first). Mounting needs root, as in CI.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts it on `path` (created if missing). `None`, after saying
+    /// "skipped", when mounting is not allowed here; a failure under
+    /// `FERRY_REQUIRE_CLIENTS=1`.
+    pub fn mount(path: &Path, size_mib: u64) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).expect("create the mount point");
+        let mut cmd = Command::new("mount");
+        cmd.args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(path);
+        let r = run(cmd, None, Duration::from_secs(30));
+        if !r.success() {
+            if std::env::var("FERRY_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+                panic!("cannot mount a tmpfs (this test needs root, as in CI): {r}");
+            }
+            eprintln!(
+                "skipped: cannot mount a tmpfs here (needs root): {}",
+                r.stderr.trim()
+            );
+            return None;
+        }
+        Some(Tmpfs {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Writes a file of zeros that leaves about `leave_free` bytes free on
+    /// the file system (a tmpfs holds written bytes for real).
+    pub fn fill(&self, name: &str, leave_free: u64) -> PathBuf {
+        let free = free_bytes(&self.path);
+        let path = self.path.join(name);
+        let mut file = std::fs::File::create(&path).expect("create the filler");
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = free.saturating_sub(leave_free);
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if file.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n as u64;
+        }
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let mut cmd = Command::new("umount");
+        cmd.arg(&self.path);
+        if !run(cmd, None, Duration::from_secs(30)).success() {
+            let mut lazy = Command::new("umount");
+            lazy.arg("-l").arg(&self.path);
+            let _ = run(lazy, None, Duration::from_secs(30));
+        }
+    }
+}
+
+/// Bytes free for an unprivileged writer on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> u64 {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is NUL-terminated and `st` is a valid out pointer.
+    assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+/// Sets a resource limit (`libc::RLIMIT_*`) in the child before it runs.
+pub fn limit_resource(
+    cmd: &mut Command,
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+) {
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(resource, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+impl Env {
+    /// Replaces `from` with `to` in the configuration file; panics if
+    /// `from` is not there.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        assert!(
+            text.contains(from),
+            "{from:?} is not in the configuration:\n{text}"
+        );
+        std::fs::write(&self.config, text.replacen(from, to, 1)).expect("write config");
+    }
+
+    /// Adds `lines` to the `[sftp]` section.
+    pub fn add_sftp_settings(&self, lines: &str) {
+        self.edit_config("[sftp]\n", &format!("[sftp]\n{lines}\n"));
+    }
+
+    /// Moves the SQLite database out of data_dir (to ROOT/db/ferry.db).
+    pub fn database_outside_data_dir(&self) {
+        let db = self.root().join("db").join("ferry.db");
+        let url = format!("sqlite://{}/ferry.db", self.data_dir.display());
+        self.edit_config(
+            &format!("{url:?}"),
+            &format!("{:?}", format!("sqlite://{}", db.display())),
+        );
+    }
+
+    /// The rows of `ferry uploads list ACCOUNT --json` named `name`.
+    pub fn uploads_named(&self, account: &str, name: &str) -> Vec<serde_json::Value> {
+        self.uploads(Some(account))
+            .into_iter()
+            .filter(|row| row["name"] == name)
+            .collect()
     }
 }
