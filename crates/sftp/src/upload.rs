@@ -224,16 +224,19 @@ pub(crate) struct Upload {
     pending_times: Option<FileTimes>,
     progress: Arc<Progress>,
     usage: Arc<AccountUsage>,
+    /// Bytes of the file this upload replaces, as seen when it was opened
+    /// (for the quota; no extra system call at close).
+    replaces: u64,
     done: bool,
 }
 
 impl Upload {
     /// Creates the (empty) temporary file; `usage` is the account's, which
-    /// the upload's charge is given back to when it ends.
+    /// the upload's charge is given back to when it ends; `replaces` the
+    /// size of the file now under the final name (0 for none).
     pub(crate) fn begin(
         jail: &Jail,
-        final_path: VirtualPath,
-        final_real: PathBuf,
+        (final_path, final_real, replaces): (VirtualPath, PathBuf, u64),
         mode: WriteMode,
         events: UnboundedSender<UploadEvent>,
         usage: Arc<AccountUsage>,
@@ -260,6 +263,7 @@ impl Upload {
             pending_times: None,
             progress: Arc::new(Progress::new(mode.append)),
             usage,
+            replaces,
             done: false,
         };
         Ok((upload, file))
@@ -330,16 +334,12 @@ impl Upload {
             .metadata()
             .map_err(|e| self.fail(&io_problem(&e), &label))?
             .len();
-        let replaced = fs::symlink_metadata(&self.final_real)
-            .ok()
-            .filter(fs::Metadata::is_file)
-            .map_or(0, |meta| meta.len());
         if let Err(e) = fs::rename(&self.temp_real, &self.final_real) {
             let problem = format!("the server could not put the file in place ({e}); try again");
             return Err(self.fail(&problem, &label));
         }
         self.done = true;
-        Budget::upload_stored(&self.usage, self.progress.charged(), size, replaced);
+        Budget::upload_stored(&self.usage, self.progress.charged(), size, self.replaces);
         tracing::debug!(account = %self.account, path = %label, size, "upload closed");
         Ok(finished_event(&self.account, &self.final_path, size))
     }
@@ -542,8 +542,8 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let path = VirtualPath::parse(b"/inbound/a.csv").unwrap();
         let usage = Arc::new(AccountUsage::default());
-        let (upload, file) =
-            Upload::begin(&jail, path, root.join("inbound/a.csv"), mode, tx, usage).unwrap();
+        let target = (path, root.join("inbound/a.csv"), 0);
+        let (upload, file) = Upload::begin(&jail, target, mode, tx, usage).unwrap();
         (data, root, jail, upload, file, rx)
     }
 

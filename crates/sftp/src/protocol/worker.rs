@@ -270,10 +270,10 @@ impl Worker {
             append: flags & open_flag::APPEND != 0,
         };
         let slot = self.take_slot()?;
+        let replaces = meta.as_ref().map_or(0, fs::Metadata::len);
         let (mut upload, file) = Upload::begin(
             &self.jail,
-            path.clone(),
-            real,
+            (path.clone(), real, replaces),
             mode,
             self.events.clone(),
             Arc::clone(&self.budget.usage),
