@@ -1269,3 +1269,25 @@ impl Login {
         run(cmd, None, timeout)
     }
 }
+
+// ---------------------------------------------------------------------------
+// scp (OpenSSH 9.x: SFTP underneath unless -O)
+// ---------------------------------------------------------------------------
+
+pub const SCP: (&str, &str) = ("scp", "openssh-client");
+
+impl Login {
+    /// Runs OpenSSH `scp` with `extra` options (e.g. `-O`), copying `local`
+    /// to `remote_path` on the server.
+    pub fn scp_upload(&self, extra: &[&str], local: &Path, remote_path: &str) -> Run {
+        let mut cmd = Command::new("scp");
+        cmd.current_dir(&self.work)
+            .env("HOME", &self.home)
+            .args(["-P", &self.port.to_string()])
+            .args(self.openssh_options())
+            .args(extra)
+            .arg(local)
+            .arg(format!("{}@127.0.0.1:{remote_path}", self.user));
+        run(cmd, None, CLIENT_TIMEOUT)
+    }
+}

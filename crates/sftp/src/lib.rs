@@ -3,7 +3,7 @@
 //! Reading order: [`server`] accepts connections and runs each one, under
 //! the limits of `admission` (who may connect) and `live_sessions` (who is
 //! logged in); [`session`] is one SSH connection (public-key login looked up in the
-//! store, SFTP-only channels); [`host_keys`] loads or creates the server's
+//! store, SFTP-only channels), and `channel` one channel's slot and ending; [`host_keys`] loads or creates the server's
 //! identity; [`protocol`] speaks SFTP v3 on a channel inside a [`jail`];
 //! [`upload`] names the events an upload produces for ingest.
 //!
@@ -12,6 +12,7 @@
 
 mod admission;
 pub mod algorithms;
+mod channel;
 pub mod host_keys;
 pub mod jail;
 mod live_sessions;

@@ -19,13 +19,11 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
 use tokio::sync::mpsc;
 
 use crate::admission::ConnectionGuard;
+pub use crate::channel::MAX_CHANNELS_PER_CONNECTION;
+use crate::channel::{ChannelSlot, ChannelSlots};
 use crate::jail::Jail;
 use crate::server::Shared;
 use crate::upload::UploadEvent;
-
-/// Session channels one connection may hold open at once (OpenSSH's
-/// MaxSessions default): each SFTP channel holds up to 8 MiB in flight.
-pub const MAX_CHANNELS_PER_CONNECTION: usize = 10;
 
 /// The line a client that asks for a shell or a command gets.
 pub const SFTP_ONLY_MESSAGE: &str =
@@ -38,10 +36,11 @@ pub struct SshSession {
     guard: ConnectionGuard,
     /// The account, once a key was accepted.
     account: Option<String>,
-    /// Channels opened but not yet given a subsystem.
-    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels opened but not yet given a subsystem, with their slots. A
+    /// channel running SFTP holds its slot in its task instead.
+    channels: HashMap<ChannelId, (Channel<Msg>, ChannelSlot)>,
     /// Session channels open on this connection (OpenSSH's MaxSessions).
-    open_channels: usize,
+    slots: ChannelSlots,
 }
 
 impl SshSession {
@@ -52,7 +51,7 @@ impl SshSession {
             guard,
             account: None,
             channels: HashMap::new(),
-            open_channels: 0,
+            slots: ChannelSlots::new(),
         }
     }
 
@@ -127,12 +126,17 @@ impl SshSession {
         }
     }
 
-    /// Sends the SFTP-only line on stderr, exit status 1, EOF and close.
+    /// Sends the SFTP-only line on stderr, exit status 1, EOF and close, and
+    /// gives the channel's slot back (russh will not report the client's
+    /// CLOSE reply). A channel already running SFTP is not touched.
     fn refuse_channel(
-        &self,
+        &mut self,
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
+        if self.channels.remove(&channel).is_none() {
+            return session.channel_failure(channel);
+        }
         session.channel_success(channel)?;
         session.extended_data(channel, 1, format!("{SFTP_ONLY_MESSAGE}\r\n").into_bytes())?;
         session.exit_status_request(channel, 1)?;
@@ -212,29 +216,32 @@ impl russh::server::Handler for SshSession {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.open_channels >= MAX_CHANNELS_PER_CONNECTION {
+        let Some(slot) = self.slots.take() else {
             tracing::info!(peer = %self.peer, "refused a channel: {MAX_CHANNELS_PER_CONNECTION} already open on this connection");
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
-        }
+        };
         let id = channel.id();
         reply.accept().await;
-        self.open_channels += 1;
-        self.channels.insert(id, channel);
+        self.channels.insert(id, (channel, slot));
         Ok(())
     }
 
+    /// Starts SFTP on a channel that asked for the `sftp` subsystem; any
+    /// other subsystem, or one asked before login, is refused and the
+    /// channel stays open (and keeps its slot) until the client closes it.
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(account), true) = (&self.account, name == "sftp") else {
+        let (Some(account), true, true) = (
+            &self.account,
+            name == "sftp",
+            self.channels.contains_key(&channel),
+        ) else {
             tracing::info!(peer = %self.peer, subsystem = name, "refused subsystem");
-            return session.channel_failure(channel);
-        };
-        let Some(ch) = self.channels.remove(&channel) else {
             return session.channel_failure(channel);
         };
         let jail = match Jail::open(&self.shared.settings.data_dir, account) {
@@ -244,22 +251,19 @@ impl russh::server::Handler for SshSession {
                 return session.channel_failure(channel);
             }
         };
+        let Some((ch, slot)) = self.channels.remove(&channel) else {
+            return session.channel_failure(channel);
+        };
         session.channel_success(channel)?;
         let events: mpsc::UnboundedSender<UploadEvent> = self.shared.events.clone();
-        let handle = session.handle();
-        let account = account.clone();
-        tokio::spawn(async move {
-            match crate::protocol::serve(ch.into_stream(), jail, events).await {
-                // Protocol violations were already logged once, at warn.
-                Err(e) if !e.is_client_violation() => {
-                    tracing::info!(%account, error = %e, "sftp session ended with an error")
-                }
-                _ => {}
-            }
-            let _ = handle.exit_status_request(channel, 0).await;
-            let _ = handle.eof(channel).await;
-            let _ = handle.close(channel).await;
-        });
+        tokio::spawn(crate::channel::serve_sftp(
+            ch.into_stream(),
+            channel,
+            session.handle(),
+            jail,
+            events,
+            slot,
+        ));
         Ok(())
     }
 
@@ -269,7 +273,6 @@ impl russh::server::Handler for SshSession {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         tracing::info!(peer = %self.peer, "refused a shell");
-        self.channels.remove(&channel);
         self.refuse_channel(channel, session)
     }
 
@@ -281,7 +284,6 @@ impl russh::server::Handler for SshSession {
     ) -> Result<(), Self::Error> {
         let command: String = String::from_utf8_lossy(data).chars().take(80).collect();
         tracing::info!(peer = %self.peer, %command, "refused a command");
-        self.channels.remove(&channel);
         self.refuse_channel(channel, session)
     }
 
@@ -324,13 +326,15 @@ impl russh::server::Handler for SshSession {
         session.channel_failure(channel)
     }
 
+    /// The client closed a channel the server had not closed: one without
+    /// a subsystem gives its slot back here; a running SFTP task ends on
+    /// its own and gives its slot back then.
     async fn channel_close(
         &mut self,
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
-        self.open_channels = self.open_channels.saturating_sub(1);
         Ok(())
     }
 
