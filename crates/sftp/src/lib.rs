@@ -13,6 +13,7 @@
 mod admission;
 pub mod algorithms;
 mod channel;
+mod database_watch;
 pub mod host_keys;
 pub mod jail;
 mod live_sessions;

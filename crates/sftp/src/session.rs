@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_keys::KeyOptions;
-use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt};
+use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt, StoreError};
 use russh::keys::{Algorithm, HashAlg, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
@@ -21,9 +22,15 @@ use tokio::sync::mpsc;
 use crate::admission::ConnectionGuard;
 pub use crate::channel::MAX_CHANNELS_PER_CONNECTION;
 use crate::channel::{ChannelSlot, ChannelSlots};
+use crate::database_watch::{Caller, DATABASE_DOWN_BANNER};
 use crate::jail::Jail;
 use crate::server::Shared;
 use crate::upload::UploadEvent;
+
+/// How long a login waits for the database to look its key up. Past it the
+/// login is refused (the database is down or overloaded), well before the
+/// client gives up, instead of waiting for the pool's acquire timeout.
+pub const LOGIN_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The line a client that asks for a shell or a command gets.
 pub const SFTP_ONLY_MESSAGE: &str =
@@ -66,17 +73,29 @@ impl SshSession {
         verified: bool,
     ) -> Result<Auth, russh::Error> {
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        let mut verdict = match self.shared.store.login_candidate(user, &fingerprint).await {
-            Ok(lookup) => judge(&lookup, algorithm, self.peer.ip()),
-            Err(e) => {
-                tracing::error!(error = %e, "login lookup failed");
-                Err("the server could not reach its database".to_owned())
+        let lookup = tokio::time::timeout(
+            LOGIN_LOOKUP_TIMEOUT,
+            self.shared.store.login_candidate(user, &fingerprint),
+        )
+        .await;
+        let lookup = match lookup {
+            Ok(Ok(lookup)) => lookup,
+            Ok(Err(StoreError::Database(e))) => return Ok(self.refuse_unreachable(user, &e)),
+            Err(_) => {
+                let why = format!("no answer within {LOGIN_LOOKUP_TIMEOUT:?}");
+                return Ok(self.refuse_unreachable(user, &why));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(account = user, error = %e, "login lookup failed; login refused");
+                return Ok(Auth::reject());
             }
         };
+        self.shared.database.answered();
+        let mut verdict = judge(&lookup, algorithm, self.peer.ip());
         if verdict.is_ok() && !verified {
             return Ok(Auth::Accept);
         }
-        if verdict.is_ok() && !self.guard.reserve_session(user, &fingerprint) {
+        if verdict.is_ok() && !self.guard.reserve_session(user, &fingerprint, self.peer) {
             verdict = Err(format!(
                 "too many sessions: the account already has {} open; close one or raise [sftp] max_sessions_per_account",
                 self.shared.settings.max_sessions_per_account
@@ -102,6 +121,17 @@ impl SshSession {
                 Ok(Auth::reject())
             }
         }
+    }
+
+    /// Refuses a login whose key could not be looked up because the
+    /// database does not answer. The attempt is not recorded (that would
+    /// wait on the database again); the outage is logged once by
+    /// [`crate::database_watch`], not once per login.
+    fn refuse_unreachable(&self, user: &str, why: &dyn std::fmt::Display) -> Auth {
+        self.shared.database.failed(Caller::Login, why);
+        metrics::counter!("ferry_sftp_logins_total", "result" => "refused").increment(1);
+        tracing::debug!(account = user, peer = %self.peer, "login refused: the database does not answer");
+        Auth::reject()
     }
 
     async fn record(
@@ -186,6 +216,16 @@ pub fn judge(lookup: &LoginLookup, algorithm: &Algorithm, addr: IpAddr) -> Resul
 
 impl russh::server::Handler for SshSession {
     type Error = russh::Error;
+
+    /// While the database is known to be down, clients are told why their
+    /// login will be refused.
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        Ok(self
+            .shared
+            .database
+            .is_down()
+            .then(|| DATABASE_DOWN_BANNER.to_owned()))
+    }
 
     async fn auth_publickey_offered(
         &mut self,
