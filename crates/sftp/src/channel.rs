@@ -34,27 +34,55 @@ use crate::upload::UploadEvent;
 /// MaxSessions default): each SFTP channel holds up to 8 MiB in flight.
 pub const MAX_CHANNELS_PER_CONNECTION: usize = 10;
 
+/// Channels one connection may open in its lifetime. russh keeps a few KiB
+/// for every channel the server closed until the connection ends (measured:
+/// 10 MB after 3,000 SFTP channels, nothing for channels the client closed),
+/// so a client opening channels without end would grow the server without
+/// bound. No real client comes near this; one that does can reconnect.
+pub const MAX_CHANNELS_PER_CONNECTION_LIFETIME: usize = 10_000;
+
 /// How long the SFTP task waits for the protocol to give the stream back
 /// after it returned (it gives it back at once; this only bounds a bug).
 const GIVE_BACK_WAIT: Duration = Duration::from_secs(5);
 
-/// The channel slots of one connection.
-pub(crate) struct ChannelSlots(Arc<Semaphore>);
+/// The channel slots of one connection, and how many channels it opened.
+pub(crate) struct ChannelSlots {
+    open: Arc<Semaphore>,
+    opened: usize,
+}
+
+/// Why a channel was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoSlot {
+    /// [`MAX_CHANNELS_PER_CONNECTION`] are open.
+    AllTaken,
+    /// [`MAX_CHANNELS_PER_CONNECTION_LIFETIME`] were opened.
+    LifetimeUsed,
+}
 
 impl ChannelSlots {
     pub(crate) fn new() -> Self {
-        ChannelSlots(Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)))
+        ChannelSlots {
+            open: Arc::new(Semaphore::new(MAX_CHANNELS_PER_CONNECTION)),
+            opened: 0,
+        }
     }
 
-    /// A free slot, or `None` when [`MAX_CHANNELS_PER_CONNECTION`] are taken.
-    pub(crate) fn take(&self) -> Option<ChannelSlot> {
-        self.0.clone().try_acquire_owned().ok().map(ChannelSlot)
+    /// A free slot for a new channel, or why there is none.
+    pub(crate) fn take(&mut self) -> Result<ChannelSlot, NoSlot> {
+        if self.opened >= MAX_CHANNELS_PER_CONNECTION_LIFETIME {
+            return Err(NoSlot::LifetimeUsed);
+        }
+        let slot = self.open.clone().try_acquire_owned();
+        let slot = slot.map(ChannelSlot).map_err(|_| NoSlot::AllTaken)?;
+        self.opened += 1;
+        Ok(slot)
     }
 
     /// Slots in use.
     #[cfg(test)]
     fn in_use(&self) -> usize {
-        MAX_CHANNELS_PER_CONNECTION - self.0.available_permits()
+        MAX_CHANNELS_PER_CONNECTION - self.open.available_permits()
     }
 }
 
@@ -174,14 +202,24 @@ mod tests {
 
     #[test]
     fn slots_are_capped_and_given_back_on_drop() {
-        let slots = ChannelSlots::new();
+        let mut slots = ChannelSlots::new();
         let taken: Vec<ChannelSlot> = (0..MAX_CHANNELS_PER_CONNECTION)
             .map(|_| slots.take().expect("a free slot"))
             .collect();
-        assert!(slots.take().is_none(), "one more than the cap");
+        assert_eq!(slots.take().err(), Some(NoSlot::AllTaken));
         assert_eq!(slots.in_use(), MAX_CHANNELS_PER_CONNECTION);
         drop(taken);
         assert_eq!(slots.in_use(), 0);
-        assert!(slots.take().is_some());
+        assert!(slots.take().is_ok());
+    }
+
+    #[test]
+    fn a_connection_opens_at_most_the_lifetime_cap() {
+        let mut slots = ChannelSlots::new();
+        for _ in 0..MAX_CHANNELS_PER_CONNECTION_LIFETIME {
+            drop(slots.take().expect("a slot within the lifetime cap"));
+        }
+        assert_eq!(slots.take().err(), Some(NoSlot::LifetimeUsed));
+        assert_eq!(slots.in_use(), 0);
     }
 }

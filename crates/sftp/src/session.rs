@@ -16,12 +16,12 @@ use ferry_keys::KeyOptions;
 use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt, StoreError};
 use russh::keys::{Algorithm, HashAlg, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
 use tokio::sync::mpsc;
 
 use crate::admission::ConnectionGuard;
-pub use crate::channel::MAX_CHANNELS_PER_CONNECTION;
-use crate::channel::{ChannelSlot, ChannelSlots};
+use crate::channel::{ChannelSlot, ChannelSlots, NoSlot};
+pub use crate::channel::{MAX_CHANNELS_PER_CONNECTION, MAX_CHANNELS_PER_CONNECTION_LIFETIME};
 use crate::database_watch::{Caller, DATABASE_DOWN_BANNER};
 use crate::jail::Jail;
 use crate::server::Shared;
@@ -254,12 +254,23 @@ impl russh::server::Handler for SshSession {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(slot) = self.slots.take() else {
-            tracing::info!(peer = %self.peer, "refused a channel: {MAX_CHANNELS_PER_CONNECTION} already open on this connection");
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return Ok(());
+        let slot = match self.slots.take() {
+            Ok(slot) => slot,
+            Err(NoSlot::AllTaken) => {
+                tracing::info!(peer = %self.peer, "refused a channel: {MAX_CHANNELS_PER_CONNECTION} already open on this connection");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return Ok(());
+            }
+            Err(NoSlot::LifetimeUsed) => {
+                let why = format!(
+                    "this connection opened {MAX_CHANNELS_PER_CONNECTION_LIFETIME} channels; reconnect to open more"
+                );
+                tracing::info!(peer = %self.peer, "disconnecting: {why}");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return session.disconnect(Disconnect::ByApplication, &why, "");
+            }
         };
         let id = channel.id();
         reply.accept().await;
