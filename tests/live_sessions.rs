@@ -4,7 +4,8 @@
 //! `key add --replace` (once the new key is active, not before), and when
 //! its key's `expiry-time` passes. Each ending is one audit entry naming
 //! the reason, the next upload is refused, and the session's slot in the
-//! account's cap is given back (`max_sessions_per_account = 1`).
+//! account's cap is given back (`max_sessions_per_account = 1`), as it is
+//! when the client disconnects or simply vanishes.
 
 mod common;
 
@@ -244,4 +245,69 @@ fn a_key_whose_expiry_time_passes_ends_its_session() {
     eprintln!("the session ended {took:?} after it started (expiry {expiry})");
     last_ending_says(&env, 1, "key expired");
     upload_is_refused(&env, &env.login(&server, ACCOUNT, &key), "late.csv");
+}
+
+#[test]
+fn a_session_gives_the_accounts_slot_back_however_its_connection_ends() {
+    if !require(&[SSH_KEYGEN]) {
+        return;
+    }
+    let (env, key) = installation("max_sessions_per_account = 1");
+    let server = env.start();
+    let port = server.port;
+    // Logs in until a login is accepted (the slot is given back when the
+    // server has seen the connection end), bounded.
+    let login_again = |what: &str| {
+        let rt = runtime();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let private = russh::keys::load_secret_key(&key.private, None).unwrap();
+            let accepted = rt.block_on(async {
+                let mut handle = connect(port).await;
+                let auth = handle.authenticate_publickey(
+                    ACCOUNT,
+                    russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(private), None),
+                );
+                let accepted = tokio::time::timeout(Duration::from_secs(20), auth)
+                    .await
+                    .is_ok_and(|r| r.is_ok_and(|r| r.success()));
+                accepted.then_some(handle)
+            });
+            if let Some(handle) = accepted {
+                return (rt, handle);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the account's one session slot was not given back after {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // The client says goodbye (SSH disconnect).
+    let (rt, handle) = login_again("the start");
+    rt.block_on(async {
+        handle
+            .disconnect(russh::Disconnect::ByApplication, "bye", "")
+            .await
+            .expect("send disconnect");
+    });
+    drop(rt);
+    // The client vanishes (its process dies: TCP closed, no SSH disconnect).
+    let (rt, _handle) = login_again("a client disconnect");
+    drop(rt);
+    // The server ends it (account disabled), then the account is enabled.
+    let (rt, handle) = login_again("a client that vanished");
+    env.ferry_ok(&["account", "disable", ACCOUNT]);
+    rt.block_on(async {
+        let closed = tokio::time::timeout(END_DEADLINE + Duration::from_secs(5), async {
+            while !handle.is_closed() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        closed
+            .await
+            .expect("the server ended the disabled account's session");
+    });
+    env.ferry_ok(&["account", "enable", ACCOUNT]);
+    let _last = login_again("the server ended the session");
 }
