@@ -65,20 +65,25 @@ pub fn have(bin: &str) -> bool {
 ///
 /// `needs` pairs a binary with the Debian package that provides it.
 pub fn require(needs: &[(&str, &str)]) -> bool {
-    for (bin, package) in needs {
-        if !have(bin) {
-            if std::env::var("FERRY_REQUIRE_CLIENTS").as_deref() == Ok("1") {
-                panic!(
-                    "{bin} is not installed: install the {package} package (FERRY_REQUIRE_CLIENTS=1 makes missing clients fail)"
-                );
-            }
-            eprintln!(
-                "skipped: {bin} not installed (install the {package} package to run this test)"
-            );
-            return false;
-        }
+    needs
+        .iter()
+        .all(|(bin, package)| require_found(have(bin), bin, package))
+}
+
+/// [`require`] for something found another way than on PATH (such as
+/// PostgreSQL's server binaries): `found`, or false after printing
+/// "skipped: …", or a panic under `FERRY_REQUIRE_CLIENTS=1`.
+pub fn require_found(found: bool, what: &str, package: &str) -> bool {
+    if found {
+        return true;
     }
-    true
+    if std::env::var("FERRY_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+        panic!(
+            "{what} is not installed: install the {package} package (FERRY_REQUIRE_CLIENTS=1 makes missing clients fail)"
+        );
+    }
+    eprintln!("skipped: {what} not installed (install the {package} package to run this test)");
+    false
 }
 
 pub const SSH_KEYGEN: (&str, &str) = ("ssh-keygen", "openssh-client");
@@ -1410,5 +1415,148 @@ impl Env {
             .into_iter()
             .filter(|row| row["name"] == name)
             .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// scp (OpenSSH 9.x: SFTP underneath unless -O)
+// ---------------------------------------------------------------------------
+
+pub const SCP: (&str, &str) = ("scp", "openssh-client");
+
+impl Login {
+    /// Runs OpenSSH `scp` with `extra` options (e.g. `-O`), copying `local`
+    /// to `remote_path` on the server.
+    pub fn scp_upload(&self, extra: &[&str], local: &Path, remote_path: &str) -> Run {
+        let mut cmd = Command::new("scp");
+        cmd.current_dir(&self.work)
+            .env("HOME", &self.home)
+            .args(["-P", &self.port.to_string()])
+            .args(self.openssh_options())
+            .args(extra)
+            .arg(local)
+            .arg(format!("{}@127.0.0.1:{remote_path}", self.user));
+        run(cmd, None, CLIENT_TIMEOUT)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plain HTTP/1.1 to the admin web
+// ---------------------------------------------------------------------------
+
+/// One HTTP/1.1 request (Connection: close); returns (status, headers, body).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the web port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, head.to_owned(), body)
+}
+
+pub fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, rest)) = body.split_once("\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading the installation's database directly
+// ---------------------------------------------------------------------------
+
+impl Env {
+    /// `[database] url` of this installation's configuration.
+    pub fn database_url(&self) -> String {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let section = text
+            .split("[database]")
+            .nth(1)
+            .expect("a [database] section in the test config");
+        section
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("url = "))
+            .map(|v| v.trim().trim_matches('"').to_owned())
+            .expect("a url in [database]")
+    }
+
+    /// Runs `query` against this installation's database (the tests' only
+    /// way to read what no command prints, such as the audit log).
+    pub fn with_store<T, F>(&self, query: impl FnOnce(ferry_store::Store) -> F) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let url = self.database_url();
+        raw::block_on(Duration::from_secs(60), async move {
+            let store = ferry_store::Store::connect(&url)
+                .await
+                .expect("open the installation's database");
+            let out = query(store.clone()).await;
+            store.close().await;
+            out
+        })
+    }
+
+    /// The audit log of `account`, newest first.
+    pub fn audit(&self, account: &str) -> Vec<ferry_store::AuditEvent> {
+        let account = account.to_owned();
+        self.with_store(|store| async move {
+            store
+                .audit_events(Some(&account), 1000)
+                .await
+                .expect("read the audit log")
+        })
+    }
+}
+
+impl Env {
+    /// Points this installation at another database (`[database] url`).
+    pub fn use_database(&self, url: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let current = format!("url = {:?}", self.database_url());
+        assert!(text.contains(&current), "no `{current}` line in the config");
+        let text = text.replace(&current, &format!("url = {url:?}"));
+        std::fs::write(&self.config, text).expect("write config");
     }
 }

@@ -105,13 +105,19 @@ impl ConnectionGuard {
     }
 
     /// Takes a session slot for the account; false when it has too many.
-    pub(crate) fn reserve_session(&mut self, account: &str, fingerprint: &str) -> bool {
+    pub(crate) fn reserve_session(
+        &mut self,
+        account: &str,
+        fingerprint: &str,
+        peer: std::net::SocketAddr,
+    ) -> bool {
         if self.session_id.is_some() {
             return true;
         }
         self.session_id = self.shared.sessions.reserve(
             account,
             fingerprint,
+            peer,
             self.shared.settings.max_sessions_per_account,
         );
         self.session_id.is_some()

@@ -2,9 +2,10 @@
 //!
 //! Reading order: [`server`] accepts connections and runs each one, under
 //! the limits of `admission` (who may connect) and `live_sessions` (who is
-//! logged in); [`session`] is one SSH connection (public-key login looked up in the
-//! store, SFTP-only channels); [`host_keys`] loads or creates the server's
-//! identity; [`protocol`] speaks SFTP v3 on a channel inside a [`jail`];
+//! logged in); [`session`] is one SSH connection (public-key login looked up
+//! in the store, SFTP-only channels), and `channel` one channel's slot and
+//! ending; `database_watch` notices when the store cannot be reached;
+//! [`host_keys`] loads or creates the server's identity; [`protocol`] speaks SFTP v3 on a channel inside a [`jail`];
 //! [`upload`] names the events an upload produces for ingest; `budgets`
 //! holds each account's limits and usage on this node.
 //!
@@ -14,6 +15,8 @@
 mod admission;
 pub mod algorithms;
 mod budgets;
+mod channel;
+mod database_watch;
 pub mod host_keys;
 pub mod jail;
 mod live_sessions;

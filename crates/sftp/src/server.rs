@@ -30,8 +30,9 @@ use tokio::time::Instant;
 
 use crate::admission::{Admission, ConnectionGuard};
 use crate::budgets::Budgets;
+use crate::database_watch::DatabaseWatch;
 use crate::host_keys::HostKeys;
-use crate::live_sessions::{SessionRegistry, end_revoked_sessions};
+use crate::live_sessions::{SessionRegistry, end_lapsed_sessions};
 use crate::protocol::budget::{DescriptorBudget, Limits};
 use crate::session::SshSession;
 use crate::upload::{ENDED_WITHOUT_CLOSE, UploadEvent};
@@ -67,6 +68,7 @@ pub(crate) struct Shared {
     pub sessions: SessionRegistry,
     pub admission: Admission,
     pub budgets: Budgets,
+    pub database: DatabaseWatch,
 }
 
 /// Temporary upload files untouched this long are leftovers of a crash. An
@@ -118,6 +120,7 @@ impl SftpServer {
             events: tx,
             sessions: SessionRegistry::default(),
             admission: Admission::default(),
+            database: DatabaseWatch::default(),
         });
         Ok(SftpServer {
             listener,
@@ -150,7 +153,7 @@ impl SftpServer {
             uploads,
         } = self;
         let recorder = tokio::spawn(record_upload_events(shared.store.clone(), events, uploads));
-        let revocations = tokio::spawn(end_revoked_sessions(shared.clone()));
+        let lapsed = tokio::spawn(end_lapsed_sessions(shared.clone()));
         let (force_close, force_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
         tokio::pin!(stop);
@@ -172,7 +175,7 @@ impl SftpServer {
             }
         }
         drop(listener);
-        revocations.abort();
+        lapsed.abort();
         let open = connections.len();
         tracing::info!(open, grace = ?shared.settings.shutdown_grace, "stopping: no new connections; waiting for open sessions");
         let drained = tokio::time::timeout(shared.settings.shutdown_grace, async {
@@ -244,17 +247,22 @@ async fn serve_connection(
         };
     let handle = session.handle();
     tokio::pin!(session);
-    let logged_in = tokio::select! {
+    let login = tokio::select! {
+        biased;
         result = &mut session => return finish(peer, &banner, result),
-        logged_in = tokio::time::timeout_at(deadline, async { authenticated.wait_for(|a| *a).await.is_ok() }) => logged_in.unwrap_or(false),
+        login = tokio::time::timeout_at(deadline, async { authenticated.wait_for(|a| *a).await.is_ok() }) => login,
     };
-    if !logged_in {
-        tracing::info!(%peer, "login grace time expired; disconnecting");
-        disconnect(&handle, "login grace time expired").await;
-    } else {
-        tokio::select! {
+    match login {
+        Ok(true) => tokio::select! {
             result = &mut session => return finish(peer, &banner, result),
             _ = async { force_close.wait_for(|f| *f).await.is_ok() } => disconnect(&handle, "server is shutting down").await,
+        },
+        // The connection's handler is gone before a login: the client left
+        // (for example after a refused login) and the session is ending.
+        Ok(false) => {}
+        Err(_) => {
+            tracing::info!(%peer, "login grace time expired; disconnecting");
+            disconnect(&handle, "login grace time expired").await;
         }
     }
     let result = tokio::time::timeout(Duration::from_secs(5), &mut session).await;

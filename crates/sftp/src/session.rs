@@ -10,22 +10,27 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_keys::KeyOptions;
-use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt};
+use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt, StoreError};
 use russh::keys::{Algorithm, HashAlg, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelOpenFailure, Pty};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
 use tokio::sync::mpsc;
 
 use crate::admission::ConnectionGuard;
+use crate::channel::{ChannelSlot, ChannelSlots, NoSlot};
+pub use crate::channel::{MAX_CHANNELS_PER_CONNECTION, MAX_CHANNELS_PER_CONNECTION_LIFETIME};
+use crate::database_watch::{Caller, DATABASE_DOWN_BANNER};
 use crate::jail::Jail;
 use crate::server::Shared;
 use crate::upload::UploadEvent;
 
-/// Session channels one connection may hold open at once (OpenSSH's
-/// MaxSessions default): each SFTP channel holds up to 8 MiB in flight.
-pub const MAX_CHANNELS_PER_CONNECTION: usize = 10;
+/// How long a login waits for the database to look its key up. Past it the
+/// login is refused (the database is down or overloaded), well before the
+/// client gives up, instead of waiting for the pool's acquire timeout.
+pub const LOGIN_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The line a client that asks for a shell or a command gets.
 pub const SFTP_ONLY_MESSAGE: &str =
@@ -38,10 +43,11 @@ pub struct SshSession {
     guard: ConnectionGuard,
     /// The account, once a key was accepted.
     account: Option<String>,
-    /// Channels opened but not yet given a subsystem.
-    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels opened but not yet given a subsystem, with their slots. A
+    /// channel running SFTP holds its slot in its task instead.
+    channels: HashMap<ChannelId, (Channel<Msg>, ChannelSlot)>,
     /// Session channels open on this connection (OpenSSH's MaxSessions).
-    open_channels: usize,
+    slots: ChannelSlots,
 }
 
 impl SshSession {
@@ -52,7 +58,7 @@ impl SshSession {
             guard,
             account: None,
             channels: HashMap::new(),
-            open_channels: 0,
+            slots: ChannelSlots::new(),
         }
     }
 
@@ -67,17 +73,29 @@ impl SshSession {
         verified: bool,
     ) -> Result<Auth, russh::Error> {
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        let mut verdict = match self.shared.store.login_candidate(user, &fingerprint).await {
-            Ok(lookup) => judge(&lookup, algorithm, self.peer.ip()),
-            Err(e) => {
-                tracing::error!(error = %e, "login lookup failed");
-                Err("the server could not reach its database".to_owned())
+        let lookup = tokio::time::timeout(
+            LOGIN_LOOKUP_TIMEOUT,
+            self.shared.store.login_candidate(user, &fingerprint),
+        )
+        .await;
+        let lookup = match lookup {
+            Ok(Ok(lookup)) => lookup,
+            Ok(Err(StoreError::Database(e))) => return Ok(self.refuse_unreachable(user, &e)),
+            Err(_) => {
+                let why = format!("no answer within {LOGIN_LOOKUP_TIMEOUT:?}");
+                return Ok(self.refuse_unreachable(user, &why));
+            }
+            Ok(Err(e)) => {
+                tracing::error!(account = user, error = %e, "login lookup failed; login refused");
+                return Ok(Auth::reject());
             }
         };
+        self.shared.database.answered();
+        let mut verdict = judge(&lookup, algorithm, self.peer.ip());
         if verdict.is_ok() && !verified {
             return Ok(Auth::Accept);
         }
-        if verdict.is_ok() && !self.guard.reserve_session(user, &fingerprint) {
+        if verdict.is_ok() && !self.guard.reserve_session(user, &fingerprint, self.peer) {
             verdict = Err(format!(
                 "too many sessions: the account already has {} open; close one or raise [sftp] max_sessions_per_account",
                 self.shared.settings.max_sessions_per_account
@@ -105,6 +123,17 @@ impl SshSession {
         }
     }
 
+    /// Refuses a login whose key could not be looked up because the
+    /// database does not answer. The attempt is not recorded (that would
+    /// wait on the database again); the outage is logged once by
+    /// [`crate::database_watch`], not once per login.
+    fn refuse_unreachable(&self, user: &str, why: &dyn std::fmt::Display) -> Auth {
+        self.shared.database.failed(Caller::Login, why);
+        metrics::counter!("ferry_sftp_logins_total", "result" => "refused").increment(1);
+        tracing::debug!(account = user, peer = %self.peer, "login refused: the database does not answer");
+        Auth::reject()
+    }
+
     async fn record(
         &self,
         user: &str,
@@ -127,12 +156,17 @@ impl SshSession {
         }
     }
 
-    /// Sends the SFTP-only line on stderr, exit status 1, EOF and close.
+    /// Sends the SFTP-only line on stderr, exit status 1, EOF and close, and
+    /// gives the channel's slot back (russh will not report the client's
+    /// CLOSE reply). A channel already running SFTP is not touched.
     fn refuse_channel(
-        &self,
+        &mut self,
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
+        if self.channels.remove(&channel).is_none() {
+            return session.channel_failure(channel);
+        }
         session.channel_success(channel)?;
         session.extended_data(channel, 1, format!("{SFTP_ONLY_MESSAGE}\r\n").into_bytes())?;
         session.exit_status_request(channel, 1)?;
@@ -183,6 +217,16 @@ pub fn judge(lookup: &LoginLookup, algorithm: &Algorithm, addr: IpAddr) -> Resul
 impl russh::server::Handler for SshSession {
     type Error = russh::Error;
 
+    /// While the database is known to be down, clients are told why their
+    /// login will be refused.
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        Ok(self
+            .shared
+            .database
+            .is_down()
+            .then(|| DATABASE_DOWN_BANNER.to_owned()))
+    }
+
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
@@ -210,31 +254,45 @@ impl russh::server::Handler for SshSession {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.open_channels >= MAX_CHANNELS_PER_CONNECTION {
-            tracing::info!(peer = %self.peer, "refused a channel: {MAX_CHANNELS_PER_CONNECTION} already open on this connection");
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return Ok(());
-        }
+        let slot = match self.slots.take() {
+            Ok(slot) => slot,
+            Err(NoSlot::AllTaken) => {
+                tracing::info!(peer = %self.peer, "refused a channel: {MAX_CHANNELS_PER_CONNECTION} already open on this connection");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return Ok(());
+            }
+            Err(NoSlot::LifetimeUsed) => {
+                let why = format!(
+                    "this connection opened {MAX_CHANNELS_PER_CONNECTION_LIFETIME} channels; reconnect to open more"
+                );
+                tracing::info!(peer = %self.peer, "disconnecting: {why}");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return session.disconnect(Disconnect::ByApplication, &why, "");
+            }
+        };
         let id = channel.id();
         reply.accept().await;
-        self.open_channels += 1;
-        self.channels.insert(id, channel);
+        self.channels.insert(id, (channel, slot));
         Ok(())
     }
 
+    /// Starts SFTP on a channel that asked for the `sftp` subsystem; any
+    /// other subsystem, or one asked before login, is refused and the
+    /// channel stays open (and keeps its slot) until the client closes it.
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(account), true) = (&self.account, name == "sftp") else {
+        let (Some(account), true, true) = (
+            &self.account,
+            name == "sftp",
+            self.channels.contains_key(&channel),
+        ) else {
             tracing::info!(peer = %self.peer, subsystem = name, "refused subsystem");
-            return session.channel_failure(channel);
-        };
-        let Some(ch) = self.channels.remove(&channel) else {
             return session.channel_failure(channel);
         };
         let jail = match Jail::open(&self.shared.settings.data_dir, account) {
@@ -244,26 +302,20 @@ impl russh::server::Handler for SshSession {
                 return session.channel_failure(channel);
             }
         };
+        let Some((ch, slot)) = self.channels.remove(&channel) else {
+            return session.channel_failure(channel);
+        };
         session.channel_success(channel)?;
         let events: mpsc::UnboundedSender<UploadEvent> = self.shared.events.clone();
-        let handle = session.handle();
-        let account = account.clone();
-        let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
-            let budget = shared.budgets.for_session(&shared.store, &jail).await;
-            let slow = crate::protocol::SLOW_STORAGE;
-            let stream = ch.into_stream();
-            match crate::protocol::serve_budgeted(stream, jail, events, budget, slow).await {
-                // Protocol violations were already logged once, at warn.
-                Err(e) if !e.is_client_violation() => {
-                    tracing::info!(%account, error = %e, "sftp session ended with an error")
-                }
-                _ => {}
-            }
-            let _ = handle.exit_status_request(channel, 0).await;
-            let _ = handle.eof(channel).await;
-            let _ = handle.close(channel).await;
-        });
+        tokio::spawn(crate::channel::serve_sftp(
+            ch.into_stream(),
+            channel,
+            session.handle(),
+            Arc::clone(&self.shared),
+            jail,
+            events,
+            slot,
+        ));
         Ok(())
     }
 
@@ -273,7 +325,6 @@ impl russh::server::Handler for SshSession {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         tracing::info!(peer = %self.peer, "refused a shell");
-        self.channels.remove(&channel);
         self.refuse_channel(channel, session)
     }
 
@@ -285,7 +336,6 @@ impl russh::server::Handler for SshSession {
     ) -> Result<(), Self::Error> {
         let command: String = String::from_utf8_lossy(data).chars().take(80).collect();
         tracing::info!(peer = %self.peer, %command, "refused a command");
-        self.channels.remove(&channel);
         self.refuse_channel(channel, session)
     }
 
@@ -328,13 +378,15 @@ impl russh::server::Handler for SshSession {
         session.channel_failure(channel)
     }
 
+    /// The client closed a channel the server had not closed: one without
+    /// a subsystem gives its slot back here; a running SFTP task ends on
+    /// its own and gives its slot back then.
     async fn channel_close(
         &mut self,
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
-        self.open_channels = self.open_channels.saturating_sub(1);
         Ok(())
     }
 

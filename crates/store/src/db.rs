@@ -10,6 +10,7 @@
 //! SQLite's BOOLEAN columns. Nothing here may read the machine's own clock.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
@@ -95,6 +96,13 @@ where
     Ok(row.try_get("now_ms")?)
 }
 
+/// How long a query waits for a pooled PostgreSQL connection before it
+/// fails. sqlx's default, 30 s, made every caller hang that long while the
+/// database was down (sqlx retries a refused connection until then); 5 s
+/// lets logins, the web and ingest fail quickly and retry, and is still far
+/// above the wait of a busy but healthy pool.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens a pool for `url`.
 pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Backend)> {
     sqlx::any::install_default_drivers();
@@ -160,6 +168,7 @@ pub(crate) async fn connect(url: &str) -> Result<(AnyPool, Backend)> {
             .map_err(connect_error)?;
         let pool = AnyPoolOptions::new()
             .max_connections(10)
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(connect_error)?;

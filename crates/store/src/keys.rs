@@ -15,13 +15,11 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::Store;
-use crate::accounts::{account_cols, account_from_row, lock_account};
+use crate::accounts::lock_account;
 use crate::db::{self, sql};
 use crate::error::{Result, StoreError};
 use crate::events::insert_audit;
-use crate::model::{
-    Actor, AddOutcome, AddStatus, KeyRecord, KeyState, LoginLookup, NewKey, RevokedKey,
-};
+use crate::model::{Actor, AddOutcome, AddStatus, KeyRecord, KeyState, NewKey};
 use crate::time::format_timestamp;
 
 /// The most keys an account may have pending or active at once. Retiring,
@@ -39,10 +37,11 @@ macro_rules! key_cols {
          k.revoked_by AS k_revoked_by, k.last_used_at AS k_last_used_at"
     };
 }
+pub(crate) use key_cols;
 
 /// The key in `row` (columns from `key_cols!`) with its state at `now`, or
 /// `None` when an outer join found no key.
-fn key_from_row(row: &AnyRow, now: i64) -> Result<Option<KeyRecord>> {
+pub(crate) fn key_from_row(row: &AnyRow, now: i64) -> Result<Option<KeyRecord>> {
     let Some(id) = row.try_get::<Option<i64>, _>("k_id")? else {
         return Ok(None);
     };
@@ -79,7 +78,7 @@ fn key_from_row(row: &AnyRow, now: i64) -> Result<Option<KeyRecord>> {
 /// How well a row answers "can this key log in?": lower is better. A usable
 /// row first, then the pending row that activates soonest, then the newest
 /// expired row, then the newest revoked row.
-fn relevance(key: &KeyRecord) -> (u8, i64) {
+pub(crate) fn relevance(key: &KeyRecord) -> (u8, i64) {
     match key.state {
         KeyState::Active | KeyState::Retiring => (0, -key.id),
         KeyState::Pending => (1, key.effective_at),
@@ -644,100 +643,6 @@ impl Store {
                 key: key_ref.trim().to_owned(),
             }),
         }
-    }
-
-    /// Everything an SSH login needs from the store, in one query: the account
-    /// (or `None`) and the account's most relevant row for `fingerprint`, with
-    /// its state at the database's `now`. [`LoginLookup::verdict`] turns it
-    /// into accepted / unknown account / disabled / not installed / pending
-    /// until T / revoked / retired / expired.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`].
-    pub async fn login_candidate(&self, account: &str, fingerprint: &str) -> Result<LoginLookup> {
-        // The one-row derived table makes the query return a row (and the
-        // database time) even when the account does not exist.
-        let rows = sqlx::query(sql(
-            self.backend,
-            concat!(
-                "SELECT {now} AS now_ms, ",
-                account_cols!(),
-                ", ",
-                key_cols!(),
-                " FROM (SELECT 1 AS one) probe \
-                 LEFT JOIN accounts a ON a.name = $1 \
-                 LEFT JOIN keys k ON k.account_id = a.id AND k.fingerprint = $2"
-            ),
-        ))
-        .bind(account)
-        .bind(fingerprint)
-        .fetch_all(&self.pool)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Err(StoreError::Corrupt(
-                "the login lookup returned no row".to_owned(),
-            ));
-        };
-        let now: i64 = first.try_get("now_ms")?;
-        let account = account_from_row(first)?;
-        let mut best: Option<KeyRecord> = None;
-        for row in &rows {
-            if let Some(key) = key_from_row(row, now)?
-                && best
-                    .as_ref()
-                    .is_none_or(|current| relevance(&key) < relevance(current))
-            {
-                best = Some(key);
-            }
-        }
-        Ok(LoginLookup {
-            now,
-            account,
-            key: best,
-        })
-    }
-
-    /// Stamps `last_used_at` of the key that just logged in (database clock).
-    ///
-    /// # Errors
-    /// [`StoreError::Database`].
-    pub async fn mark_key_used(&self, key_id: i64) -> Result<()> {
-        sqlx::query(sql(
-            self.backend,
-            "UPDATE keys SET last_used_at = {now} WHERE id = $1",
-        ))
-        .bind(key_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Keys revoked at or after `since_ms` (database clock), oldest first.
-    /// Every node polls this to end live sessions of revoked keys. A revoking
-    /// transaction may commit a moment after its `revoked_at`, so poll with
-    /// an overlap (e.g. `since = previous now - 5 s`) and ignore repeats.
-    ///
-    /// # Errors
-    /// [`StoreError::Database`].
-    pub async fn revoked_since(&self, since_ms: i64) -> Result<Vec<RevokedKey>> {
-        let rows = sqlx::query(
-            "SELECT k.id, a.name, k.fingerprint, k.revoked_at FROM keys k \
-             JOIN accounts a ON a.id = k.account_id \
-             WHERE k.revoked_at >= $1 ORDER BY k.revoked_at, k.id",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RevokedKey {
-                    key_id: row.try_get("id")?,
-                    account: row.try_get("name")?,
-                    fingerprint: row.try_get("fingerprint")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                })
-            })
-            .collect()
     }
 }
 

@@ -20,6 +20,7 @@ mod db;
 mod error;
 mod events;
 mod keys;
+mod logins;
 mod model;
 mod queue;
 mod sessions;
@@ -35,8 +36,8 @@ pub use error::{Result, StoreError};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
     Account, AccountLimits, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult,
-    KeyRecord, KeyState, LimitsChange, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey,
-    RevokedKey, Upload, UploadState,
+    KeyRecord, KeyState, LapsedLogin, LimitsChange, LoginLookup, LoginVerdict, NewAuthAttempt,
+    NewKey, Upload, UploadState,
 };
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
 pub use sessions::{SessionLimits, WebSession};
@@ -92,6 +93,15 @@ impl Store {
     /// [`StoreError::Database`] when the database cannot be reached.
     pub async fn now(&self) -> Result<i64> {
         db::now(self.backend, &self.pool).await
+    }
+
+    /// Whether the database answers: `SELECT 1` (for health checks).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database cannot be reached.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Closes every connection; later calls fail.

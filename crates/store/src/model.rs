@@ -617,16 +617,15 @@ pub struct Upload {
     pub archive_path: Option<String>,
 }
 
-/// A revoked key, for nodes that end live sessions ([`crate::Store::revoked_since`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RevokedKey {
-    /// The key's id.
-    pub key_id: i64,
+/// A live session's login that a new login would no longer be allowed,
+/// and why ([`crate::Store::lapsed_logins`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LapsedLogin {
     /// The account's name.
     pub account: String,
     /// The key's fingerprint.
     pub fingerprint: String,
-    /// When it was revoked.
-    #[serde(serialize_with = "serialize_ms")]
-    pub revoked_at: i64,
+    /// Why it no longer logs in: key revoked, retired or expired, account
+    /// disabled (never [`LoginVerdict::Accepted`]).
+    pub verdict: LoginVerdict,
 }

@@ -36,6 +36,7 @@ on_both_backends!(
     partial_upload_is_recorded,
     auth_attempts_are_recorded,
     concurrent_changes_to_one_account_serialize,
+    lapsed_logins_say_why_each_live_login_no_longer_works,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -533,12 +534,18 @@ async fn revoking_is_immediate(db: TestDb) {
     let err = store.revoke_key("nobody", "1", &cli()).await.unwrap_err();
     assert!(matches!(err, StoreError::NoSuchAccount { .. }), "{err}");
 
-    let gone = store.revoked_since(before).await.unwrap();
-    let fingerprints: Vec<&str> = gone.iter().map(|r| r.fingerprint.as_str()).collect();
+    let live = [
+        ("d".to_owned(), key(1).fingerprint),
+        ("d".to_owned(), key(2).fingerprint),
+    ];
+    let lapsed = store.lapsed_logins(&live).await.unwrap();
+    let fingerprints: Vec<&str> = lapsed.iter().map(|l| l.fingerprint.as_str()).collect();
     assert_eq!(fingerprints, [key(1).fingerprint, key(2).fingerprint]);
-    assert!(gone.iter().all(|r| r.account == "d"));
-    let later = store.now().await.unwrap() + 60_000;
-    assert!(store.revoked_since(later).await.unwrap().is_empty());
+    assert!(
+        lapsed
+            .iter()
+            .all(|l| l.account == "d" && matches!(l.verdict, LoginVerdict::KeyRevoked { .. }))
+    );
 
     // A revoked key can be installed again: a new row, the old one stays revoked.
     let readded = store.add_keys("d", &[key(1)], 0, &cli()).await.unwrap();
@@ -1323,4 +1330,88 @@ async fn postgres_connect_errors_hide_the_password() {
         "{text}"
     );
     assert!(!text.contains("hunter2"), "password leaked: {text}");
+}
+
+async fn lapsed_logins_say_why_each_live_login_no_longer_works(db: TestDb) {
+    let store = &db.store;
+    for name in ["d", "off"] {
+        store
+            .create_account(name, None, false, &cli())
+            .await
+            .unwrap();
+    }
+    let mut expiring = key(3);
+    expiring.options = "expiry-time=\"20200101Z\"".to_owned();
+    store
+        .add_keys("d", &[key(1), key(2), expiring, key(4)], 0, &cli())
+        .await
+        .unwrap();
+    store.add_keys("off", &[key(5)], 0, &cli()).await.unwrap();
+    store
+        .revoke_key("d", &key(2).fingerprint, &cli())
+        .await
+        .unwrap();
+    // Replacing the set with key 1 and key 3 retires key 4 at once (no delay).
+    let mut expiring = key(3);
+    expiring.options = "expiry-time=\"20200101Z\"".to_owned();
+    store
+        .replace_keys("d", &[key(1), expiring], 0, &cli())
+        .await
+        .unwrap();
+    store
+        .set_account_enabled("off", false, &cli())
+        .await
+        .unwrap();
+
+    let live: Vec<(String, String)> = [
+        ("d", 1),
+        ("d", 2),
+        ("d", 3),
+        ("d", 4),
+        ("off", 5),
+        ("gone", 6),
+    ]
+    .iter()
+    .map(|(a, n)| ((*a).to_owned(), key(*n).fingerprint))
+    .collect();
+    let lapsed = store.lapsed_logins(&live).await.unwrap();
+    let reasons: Vec<(String, String)> = lapsed
+        .iter()
+        .map(|l| {
+            let reason = l.verdict.to_string();
+            let reason = reason.split(" at ").next().unwrap_or_default().to_owned();
+            (
+                format!(
+                    "{}/{}",
+                    l.account,
+                    &l.fingerprint[l.fingerprint.len() - 4..]
+                ),
+                reason,
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("d/0002", "key revoked"),
+        ("d/0003", "key expired"),
+        ("d/0004", "key retired"),
+        ("gone/0006", "unknown account"),
+        ("off/0005", "account disabled"),
+    ]
+    .iter()
+    .map(|(l, r)| ((*l).to_owned(), (*r).to_owned()))
+    .collect();
+    assert_eq!(reasons, want, "key 1 of d still logs in: it is not listed");
+
+    // More logins than one query takes: the same answers, in chunks.
+    let many: Vec<(String, String)> = (0..1200u32)
+        .map(|n| {
+            (
+                "d".to_owned(),
+                key(if n == 700 { 2 } else { 1 }).fingerprint,
+            )
+        })
+        .collect();
+    let lapsed = store.lapsed_logins(&many).await.unwrap();
+    assert_eq!(lapsed.len(), 1, "{lapsed:?}");
+    assert!(store.lapsed_logins(&[]).await.unwrap().is_empty());
 }

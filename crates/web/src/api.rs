@@ -28,6 +28,7 @@ use crate::{AppState, HostKey, service};
     ),
     paths(
         healthz,
+        livez,
         metrics,
         host_key_pub,
         openapi_json,
@@ -53,9 +54,27 @@ pub struct ApiDoc;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
-pub(crate) async fn healthz() -> &'static str {
+/// Readiness: `ok` when the database answers `SELECT 1` within 2 s, else
+/// 503 with the reason. Load balancers send districts only to nodes that
+/// answer 200 here.
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "`ok`: the database answers", content_type = "text/plain", body = String),
+    (status = 503, description = "`database unreachable: …` with the reason", content_type = "text/plain", body = String)))]
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    match state.health.database(&state.store).await {
+        Ok(()) => "ok\n".into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unreachable: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Liveness: `ok` whenever the process serves HTTP, whatever the database
+/// (restart the process only when this fails).
+#[utoipa::path(get, path = "/livez", responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
+pub(crate) async fn livez() -> &'static str {
     "ok\n"
 }
 

@@ -23,6 +23,7 @@ mod api;
 mod auth;
 mod error;
 mod forms;
+mod health;
 mod pages;
 mod service;
 mod throttle;
@@ -41,6 +42,7 @@ use ferry_store::Store;
 pub use api::ApiDoc;
 pub use auth::Principal;
 pub use error::ApiError;
+pub use health::DATABASE_CHECK_TIMEOUT;
 
 /// Largest request body read (key uploads included): 1 MiB.
 pub const MAX_BODY_BYTES: usize = ferry_keys::MAX_INPUT_BYTES;
@@ -92,6 +94,8 @@ pub(crate) struct App {
     pub(crate) throttle: throttle::SignInThrottle,
     /// The SHA-256 of the one-time setup secret and when it stops working.
     pub(crate) setup: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+    /// The last readiness check of the database (`/healthz`).
+    pub(crate) health: health::HealthCheck,
 }
 
 impl std::ops::Deref for App {
@@ -119,6 +123,7 @@ impl Web {
                 config,
                 throttle: throttle::SignInThrottle::default(),
                 setup: std::sync::Mutex::new(None),
+                health: health::HealthCheck::default(),
             }),
         }
     }
@@ -195,6 +200,7 @@ impl Routes {
 fn build() -> Routes {
     Routes::new()
         .add("/healthz", &["GET"], get(api::healthz))
+        .add("/livez", &["GET"], get(api::livez))
         .add("/metrics", &["GET"], get(api::metrics))
         .add("/host-key.pub", &["GET"], get(api::host_key_pub))
         .add("/api/v1/openapi.json", &["GET"], get(api::openapi_json))

@@ -32,7 +32,12 @@ fn request_for(method: &str, path: &str, f: &Fixture) -> (Method, String, Vec<u8
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/metrics" | "/host-key.pub" | "/api/v1/openapi.json" | "/api/v1/host-keys"
+        "/healthz"
+            | "/livez"
+            | "/metrics"
+            | "/host-key.pub"
+            | "/api/v1/openapi.json"
+            | "/api/v1/host-keys"
     )
 }
 
@@ -856,4 +861,31 @@ async fn patch_sets_and_resets_an_accounts_limits() {
                 && e.detail.contains("quota default (was 1.0 GiB)")),
         "{audit:?}"
     );
+}
+
+#[tokio::test]
+async fn healthz_is_503_with_the_reason_when_the_database_is_gone_and_livez_stays_200() {
+    let f = fixture().await;
+    let ready = call(&f.app, Method::GET, "/healthz", None, vec![]).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.text, "ok\n");
+
+    f.store.close().await;
+    // The last answer is reused for up to a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let ready = call(&f.app, Method::GET, "/healthz", None, vec![]).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert!(
+        ready.text.starts_with("database unreachable: ") && ready.text.len() > 30,
+        "the 503 names the reason: {:?}",
+        ready.text
+    );
+    let live = call(&f.app, Method::GET, "/livez", None, vec![]).await;
+    assert_eq!(live.status, StatusCode::OK, "{}", live.text);
+    assert_eq!(live.text, "ok\n");
 }
