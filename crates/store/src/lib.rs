@@ -21,21 +21,26 @@ mod error;
 mod events;
 mod keys;
 mod model;
+mod penalties;
 mod queue;
 mod sessions;
 mod time;
 mod uploads;
 
+pub use accounts::MAX_ACCOUNT_NAME_BYTES;
 pub use admins::{
     Admin, ApiToken, MIN_PASSWORD_CHARS, Role, TOKEN_PREFIX, token_hash, token_hashes_match,
 };
 pub use db::Backend;
 pub use error::{Result, StoreError};
+pub use events::{ATTEMPT_REPEAT_WINDOW_MS, Recorded};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
     Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, KeyRecord,
     KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload, UploadState,
+    parse_source, source_of,
 };
+pub use penalties::PenaltyRecord;
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
 pub use sessions::{SessionLimits, WebSession};
 pub use time::format_timestamp;
