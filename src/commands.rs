@@ -258,11 +258,18 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
                 println!("no login attempts recorded for {name}");
             } else {
                 for a in attempts {
+                    // A row stands for `count` refusals; its time is the latest.
+                    let times = if a.count > 1 {
+                        format!(" x{} since {}", a.count, format_timestamp(a.at))
+                    } else {
+                        String::new()
+                    };
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        format_timestamp(a.at),
+                        "{}\t{}\t{}{}\t{}\t{}\t{}",
+                        format_timestamp(a.last_at),
                         a.client_addr,
                         a.result.as_str(),
+                        times,
                         a.reason,
                         a.fingerprint.as_deref().unwrap_or("-"),
                         a.client_banner
@@ -592,5 +599,59 @@ pub async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<ExitCod
             .unwrap_or_default()
     );
     println!("{secret}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum PenaltiesCommand {
+    /// List the sources each SFTP node refuses now, with the reason and until when.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the penalty on a source (an IPv4 address, or an IPv6 address or /64) on every node.
+    Lift { source: String },
+}
+
+/// `ferry penalties list|lift`: reads and marks the rows the SFTP nodes
+/// write; each node takes a lift up within a few seconds.
+pub async fn penalties(config: &Config, cmd: PenaltiesCommand) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    match cmd {
+        PenaltiesCommand::List { json } => {
+            let penalties = store.penalties().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&penalties)?);
+            } else if penalties.is_empty() {
+                println!("no source is penalised on any SFTP node");
+            } else {
+                for p in penalties {
+                    println!(
+                        "{}\t{}\tuntil {}\t{}",
+                        p.node,
+                        p.source,
+                        format_timestamp(p.until),
+                        p.reason
+                    );
+                }
+            }
+        }
+        PenaltiesCommand::Lift { source } => {
+            let Some(normalised) = ferry_store::parse_source(&source) else {
+                bail!(
+                    "{source:?} is not a source: give an IPv4 address, or an IPv6 address or /64, as `ferry penalties list` shows it"
+                );
+            };
+            let nodes = store.lift_penalty(&normalised, &actor()).await?;
+            if nodes == 0 {
+                bail!(
+                    "no SFTP node has a penalty on {normalised} now (see `ferry penalties list`); it may have run down already"
+                );
+            }
+            println!(
+                "lifted the penalty on {normalised} on {nodes} node(s); each takes it up within a few seconds"
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

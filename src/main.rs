@@ -53,6 +53,9 @@ enum Command {
     /// Finished uploads in the ingest queue: list, show, and decide on held or failed ones.
     #[command(subcommand)]
     Uploads(uploads::UploadsCommand),
+    /// Sources the SFTP nodes refuse for now (per-source penalties): list them, or lift one.
+    #[command(subcommand)]
+    Penalties(commands::PenaltiesCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,5 +90,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Admin(cmd) => commands::admin(&config, cmd).await,
         Command::Token(cmd) => commands::token(&config, cmd).await,
         Command::Uploads(cmd) => uploads::uploads(&config, cmd).await,
+        Command::Penalties(cmd) => commands::penalties(&config, cmd).await,
     }
 }

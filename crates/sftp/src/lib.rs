@@ -1,8 +1,8 @@
 //! Ferry's SFTP data plane: the SSH server districts connect to.
 //!
 //! Reading order: [`server`] accepts connections and runs each one, under
-//! the limits of `admission` (who may connect) and `live_sessions` (who is
-//! logged in); [`session`] is one SSH connection (public-key login looked up in the
+//! the limits of `admission` (who may connect), `penalties` (sources that
+//! keep failing to log in) and `live_sessions` (who is logged in); [`session`] is one SSH connection (public-key login looked up in the
 //! store, SFTP-only channels); [`host_keys`] loads or creates the server's
 //! identity; [`protocol`] speaks SFTP v3 on a channel inside a [`jail`];
 //! [`upload`] names the events an upload produces for ingest.
@@ -15,10 +15,12 @@ pub mod algorithms;
 pub mod host_keys;
 pub mod jail;
 mod live_sessions;
+mod penalties;
 pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod upload;
 
+pub use admission::MaxStartups;
 pub use server::{SftpServer, SftpSettings};
 pub use upload::{UploadEvent, UploadFinished, UploadPartial};

@@ -152,20 +152,60 @@ fn check_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// An argon2id hash of nothing anyone types, verified against for unknown
-/// user names.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| hash_password(&new_secret()).unwrap_or_default())
+/// Argon2 computations (hash or verify) running at once, at most: each
+/// takes about 19 MiB and tens of milliseconds of one core.
+const MAX_PASSWORD_WORK: usize = 2;
+
+/// Runs argon2 `work` on the blocking pool, at most [`MAX_PASSWORD_WORK`]
+/// at once, so a password check never holds an async worker and a flood of
+/// sign-ins waits its turn instead of taking every core.
+async fn password_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PASSWORD_WORK);
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|_| StoreError::Corrupt("the password check queue is closed".into()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the password check failed: {e}")))
 }
 
-/// Hashes `password` with argon2id (default parameters, random salt).
-fn hash_password(password: &str) -> Result<String> {
-    check_password(password)?;
+/// An argon2id hash of nothing anyone types, verified against for unknown
+/// user names (computed on first use, inside [`password_work`]).
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| argon2_hash(&new_secret()).unwrap_or_default())
+}
+
+fn argon2_hash(password: &str) -> Result<String> {
     let hash: PasswordHash = Argon2::default()
         .hash_password(password.as_bytes())
         .map_err(|e| StoreError::Corrupt(format!("cannot hash the password: {e}")))?;
     Ok(hash.to_string())
+}
+
+/// Hashes `password` with argon2id (default parameters, random salt).
+async fn hash_password(password: &str) -> Result<String> {
+    check_password(password)?;
+    let password = password.to_owned();
+    password_work(move || argon2_hash(&password)).await?
+}
+
+/// Whether `password` matches the PHC string `hash` (the dummy hash when
+/// `None`, so an unknown user costs the same). Every call is counted in
+/// `ferry_admin_password_checks_total`, where the work is really done.
+async fn verify_password(password: &str, hash: Option<String>) -> Result<bool> {
+    let password = password.to_owned();
+    password_work(move || {
+        metrics::counter!("ferry_admin_password_checks_total").increment(1);
+        let hash = hash.as_deref().unwrap_or_else(|| dummy_hash());
+        PasswordHash::new(hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
 }
 
 /// Checks that the role and account go together, and returns the account's
@@ -257,7 +297,7 @@ impl Store {
                 got: username.to_owned(),
             });
         }
-        let password_hash = hash_password(password)?;
+        let password_hash = hash_password(password).await?;
         let mut tx = self.pool.begin().await?;
         let account_id = role_account(&mut tx, role, account).await?;
         let now = db::now(self.backend, &mut *tx).await?;
@@ -318,21 +358,17 @@ impl Store {
         let Some(row) = row else {
             // Spend the same work as for a known user, so the answer's
             // timing does not tell which user names exist.
-            if let Ok(dummy) = PasswordHash::new(dummy_hash()) {
-                let _ = Argon2::default().verify_password(password.as_bytes(), &dummy);
-            }
+            verify_password(password, None).await?;
             return Ok(None);
         };
         let stored: String = row.try_get("password_hash")?;
         let admin = admin_from_row(&row)?;
-        let Ok(parsed) = PasswordHash::new(&stored) else {
+        if PasswordHash::new(&stored).is_err() {
             return Err(StoreError::Corrupt(format!(
                 "admin {username} has a password hash that is not a PHC string"
             )));
-        };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        }
+        let ok = verify_password(password, Some(stored)).await?;
         Ok((ok && !admin.disabled).then_some(admin))
     }
 
@@ -554,7 +590,7 @@ impl Store {
         password: &str,
         actor: &Actor,
     ) -> Result<Admin> {
-        let password_hash = hash_password(password)?;
+        let password_hash = hash_password(password).await?;
         let mut tx = self.pool.begin().await?;
         let now = db::now(self.backend, &mut *tx).await?;
         sqlx::query("UPDATE admins SET password_hash = $1 WHERE id = $2")

@@ -162,7 +162,7 @@ async fn penalties_are_listed_lifted_and_forgotten(db: TestDb) {
     assert_eq!(store.penalties().await.unwrap().len(), 1);
     assert_eq!(
         store.lifted_penalties("node-a").await.unwrap(),
-        [source.clone()]
+        std::slice::from_ref(&source)
     );
     assert_eq!(store.forget_penalties("node-a").await.unwrap(), 1);
     assert!(store.lifted_penalties("node-a").await.unwrap().is_empty());
