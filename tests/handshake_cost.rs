@@ -57,8 +57,8 @@ fn rows() -> Vec<Row> {
         row(kex::ECDH_SHA2_NISTP384, "legacy_algorithms"),
         row(kex::ECDH_SHA2_NISTP521, "legacy_algorithms"),
         row(kex::DH_G14_SHA256, ""),
-        row(kex::DH_G15_SHA512, ""),
-        row(kex::DH_G16_SHA512, ""),
+        row(kex::DH_G15_SHA512, "never offered"),
+        row(kex::DH_G16_SHA512, "removed"),
         row(kex::DH_G18_SHA512, "removed"),
         row(kex::DH_GEX_SHA256, "client asks 2048<8192<8192 (OpenSSH)"),
         Row {
