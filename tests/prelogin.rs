@@ -578,3 +578,31 @@ fn key_exchanges_are_bounded_and_legacy_algorithms_can_be_turned_off() {
         }
     }
 }
+
+#[test]
+fn login_attempts_past_the_retention_are_deleted() {
+    if !require(&[SSH_KEYGEN]) {
+        return;
+    }
+    let (env, _key) = installation("attempts_retention = \"2s\"");
+    let stranger = env.new_key("stranger");
+    let mut server = env.start();
+    block_on(Duration::from_secs(60), async {
+        let refused = try_login_from(loopback(1), server.port, ACCOUNT, &stranger.private).await;
+        assert!(matches!(refused, Ok(None)), "the stranger's key is refused");
+    });
+    assert_eq!(env.attempts(ACCOUNT).len(), 1);
+    server.terminate(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(2500));
+    // Each node prunes at start, then hourly.
+    let server = env.start();
+    assert!(
+        server
+            .wait_log(
+                &["deleted login attempts older than"],
+                Duration::from_secs(20)
+            )
+            .is_some()
+    );
+    assert!(env.attempts(ACCOUNT).is_empty());
+}
