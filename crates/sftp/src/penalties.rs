@@ -45,6 +45,8 @@ pub const MAX_PENALTY: Duration = Duration::from_secs(600);
 const MAX_SOURCES: usize = 65_536;
 /// How often lifts are looked for in the store.
 const LIFT_POLL: Duration = Duration::from_secs(2);
+/// Rows of ended penalties are deleted every this many polls (a minute).
+const FORGET_EVERY_POLLS: u64 = 30;
 
 /// How a connection that never logged in ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +259,7 @@ pub(crate) async fn sync_with_store(
         tracing::warn!(error = %e, "cannot clear this node's old penalty rows");
     }
     let mut tick = tokio::time::interval(LIFT_POLL);
+    let mut polls: u64 = 0;
     loop {
         tokio::select! {
             activation = activations.recv() => {
@@ -267,18 +270,25 @@ pub(crate) async fn sync_with_store(
                 }
             }
             _ = tick.tick() => {
-                match store.lifted_penalties(node).await {
-                    Ok(lifted) => {
-                        for source in lifted {
-                            if shared.penalties.lift(&source) {
-                                tracing::info!(%source, "penalty lifted by an admin: the source may connect again");
-                            }
-                        }
-                        if let Err(e) = store.forget_penalties(node).await {
-                            tracing::warn!(error = %e, "cannot forget lifted or ended penalties");
-                        }
+                polls += 1;
+                // Reads every poll; writes only for a lift, and to drop the
+                // rows of ended penalties once a minute.
+                let lifted = match store.lifted_penalties(node).await {
+                    Ok(lifted) => lifted,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot look for lifted penalties");
+                        Vec::new()
                     }
-                    Err(e) => tracing::debug!(error = %e, "cannot look for lifted penalties"),
+                };
+                for source in &lifted {
+                    if shared.penalties.lift(source) {
+                        tracing::info!(%source, "penalty lifted by an admin: the source may connect again");
+                    }
+                }
+                if (!lifted.is_empty() || polls.is_multiple_of(FORGET_EVERY_POLLS))
+                    && let Err(e) = store.forget_penalties(node).await
+                {
+                    tracing::warn!(error = %e, "cannot forget lifted or ended penalties");
                 }
                 metrics::gauge!("ferry_sftp_penalised_sources").set(shared.penalties.active_count() as f64);
             }
