@@ -6,6 +6,7 @@
 
 mod commands;
 mod config;
+mod penalties;
 mod serve;
 mod uploads;
 
@@ -55,7 +56,7 @@ enum Command {
     Uploads(uploads::UploadsCommand),
     /// Sources the SFTP nodes refuse for now (per-source penalties): list them, or lift one.
     #[command(subcommand)]
-    Penalties(commands::PenaltiesCommand),
+    Penalties(penalties::PenaltiesCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +91,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Admin(cmd) => commands::admin(&config, cmd).await,
         Command::Token(cmd) => commands::token(&config, cmd).await,
         Command::Uploads(cmd) => uploads::uploads(&config, cmd).await,
-        Command::Penalties(cmd) => commands::penalties(&config, cmd).await,
+        Command::Penalties(cmd) => penalties::penalties(&config, cmd).await,
     }
 }

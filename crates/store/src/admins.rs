@@ -1,13 +1,12 @@
 //! Admin users and API tokens: who may use the admin web and the JSON API.
 //!
 //! This module exists to keep credentials in one place: passwords are kept
-//! only as argon2id PHC strings, API token secrets only as the SHA-256 (hex)
+//! only as argon2id PHC strings (hashed and checked in `passwords`), API
+//! token secrets only as the SHA-256 (hex)
 //! of the secret, and a token is matched with a constant-time comparison.
 //! Every change writes an audit row in the same transaction. It never logs or
 //! returns a password, and returns a token's secret only once, when created.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Argon2, PasswordHash};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -20,6 +19,7 @@ use crate::db;
 use crate::error::{Result, StoreError};
 use crate::events::insert_audit;
 use crate::model::Actor;
+use crate::passwords::{hash_password, is_password_hash, verify_password};
 use crate::sessions::end_sessions_of;
 use crate::time::{serialize_ms, serialize_opt_ms};
 
@@ -138,74 +138,6 @@ fn valid_username(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b))
-}
-
-/// Refuses passwords under [`MIN_PASSWORD_CHARS`] characters.
-fn check_password(password: &str) -> Result<()> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(StoreError::InvalidValue {
-            what: "an admin password",
-            rule: "at least 12 characters (a passphrase of a few words is easiest)",
-            got: format!("{} characters", password.chars().count()),
-        });
-    }
-    Ok(())
-}
-
-/// Argon2 computations (hash or verify) running at once, at most: each
-/// takes about 19 MiB and tens of milliseconds of one core.
-const MAX_PASSWORD_WORK: usize = 2;
-
-/// Runs argon2 `work` on the blocking pool, at most [`MAX_PASSWORD_WORK`]
-/// at once, so a password check never holds an async worker and a flood of
-/// sign-ins waits its turn instead of taking every core.
-async fn password_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PASSWORD_WORK);
-    let _slot = SLOTS
-        .acquire()
-        .await
-        .map_err(|_| StoreError::Corrupt("the password check queue is closed".into()))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("the password check failed: {e}")))
-}
-
-/// An argon2id hash of nothing anyone types, verified against for unknown
-/// user names (computed on first use, inside [`password_work`]).
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| argon2_hash(&new_secret()).unwrap_or_default())
-}
-
-fn argon2_hash(password: &str) -> Result<String> {
-    let hash: PasswordHash = Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|e| StoreError::Corrupt(format!("cannot hash the password: {e}")))?;
-    Ok(hash.to_string())
-}
-
-/// Hashes `password` with argon2id (default parameters, random salt).
-async fn hash_password(password: &str) -> Result<String> {
-    check_password(password)?;
-    let password = password.to_owned();
-    password_work(move || argon2_hash(&password)).await?
-}
-
-/// Whether `password` matches the PHC string `hash` (the dummy hash when
-/// `None`, so an unknown user costs the same). Every call is counted in
-/// `ferry_admin_password_checks_total`, where the work is really done.
-async fn verify_password(password: &str, hash: Option<String>) -> Result<bool> {
-    let password = password.to_owned();
-    password_work(move || {
-        metrics::counter!("ferry_admin_password_checks_total").increment(1);
-        let hash = hash.as_deref().unwrap_or_else(|| dummy_hash());
-        PasswordHash::new(hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
 }
 
 /// Checks that the role and account go together, and returns the account's
@@ -363,7 +295,7 @@ impl Store {
         };
         let stored: String = row.try_get("password_hash")?;
         let admin = admin_from_row(&row)?;
-        if PasswordHash::new(&stored).is_err() {
+        if !is_password_hash(&stored) {
             return Err(StoreError::Corrupt(format!(
                 "admin {username} has a password hash that is not a PHC string"
             )));

@@ -15,7 +15,8 @@ use sqlx::any::AnyRow;
 use crate::Store;
 use crate::db::{self, sql};
 use crate::error::{Result, StoreError};
-use crate::model::{Actor, AuditEvent, AuthAttempt, AuthResult, NewAuthAttempt, source_of_addr};
+use crate::model::{Actor, AuditEvent, AuthAttempt, AuthResult, NewAuthAttempt};
+use crate::sources::source_of_addr;
 
 /// A refusal repeats the latest row of the same user name, source and
 /// reason (instead of adding one) while that row was last seen less than

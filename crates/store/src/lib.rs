@@ -21,9 +21,11 @@ mod error;
 mod events;
 mod keys;
 mod model;
+mod passwords;
 mod penalties;
 mod queue;
 mod sessions;
+mod sources;
 mod time;
 mod uploads;
 
@@ -38,11 +40,11 @@ pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
     Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, KeyRecord,
     KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload, UploadState,
-    parse_source, source_of,
 };
 pub use penalties::PenaltyRecord;
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
 pub use sessions::{SessionLimits, WebSession};
+pub use sources::{parse_source, source_of};
 pub use time::format_timestamp;
 
 use sqlx::AnyPool;
