@@ -289,11 +289,18 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
                 println!("no login attempts recorded for {name}");
             } else {
                 for a in attempts {
+                    // A row stands for `count` refusals; its time is the latest.
+                    let times = if a.count > 1 {
+                        format!(" x{} since {}", a.count, format_timestamp(a.at))
+                    } else {
+                        String::new()
+                    };
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}",
-                        format_timestamp(a.at),
+                        "{}\t{}\t{}{}\t{}\t{}\t{}",
+                        format_timestamp(a.last_at),
                         escape_control(&a.client_addr),
                         a.result.as_str(),
+                        times,
                         escape_control(&a.reason),
                         escape_control(a.fingerprint.as_deref().unwrap_or("-")),
                         escape_control(&a.client_banner)

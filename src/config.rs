@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// The default configuration, as shipped in `config/ferry.toml`.
@@ -36,7 +37,7 @@ pub struct Sftp {
     pub enabled: bool,
     pub listen: SocketAddr,
     pub login_grace: Duration,
-    pub max_unauthenticated: usize,
+    pub max_startups: ferry_sftp::MaxStartups,
     pub max_unauthenticated_per_address: usize,
     pub max_sessions_per_account: usize,
     pub idle_timeout: Duration,
@@ -45,6 +46,10 @@ pub struct Sftp {
     pub max_handles_per_account: usize,
     pub max_file_size: u64,
     pub quota: u64,
+    pub penalties: bool,
+    pub penalty_exempt: Vec<IpNet>,
+    pub attempts_retention: Duration,
+    pub legacy_algorithms: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +59,7 @@ pub struct Web {
     /// `https://…` or `http://…` without a trailing slash; empty: derived
     /// from the listening address.
     pub public_url: String,
+    pub limits: ferry_web::WebLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -109,7 +115,7 @@ struct RawSftp {
     enabled: bool,
     listen: String,
     login_grace: String,
-    max_unauthenticated: usize,
+    max_startups: String,
     max_unauthenticated_per_address: usize,
     max_sessions_per_account: usize,
     idle_timeout: String,
@@ -118,6 +124,10 @@ struct RawSftp {
     max_handles_per_account: usize,
     max_file_size: String,
     quota: String,
+    penalties: bool,
+    penalty_exempt: Vec<String>,
+    attempts_retention: String,
+    legacy_algorithms: bool,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +136,11 @@ struct RawWeb {
     enabled: bool,
     listen: String,
     public_url: String,
+    max_connections: usize,
+    max_connections_per_address: usize,
+    header_timeout: String,
+    request_timeout: String,
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,40 +227,8 @@ impl Config {
         let config = Config {
             data_dir: raw.data_dir,
             data_group: (!data_group.is_empty()).then_some(data_group),
-            sftp: Sftp {
-                enabled: raw.sftp.enabled,
-                listen: address("sftp.listen", &raw.sftp.listen)?,
-                login_grace: duration("sftp.login_grace", &raw.sftp.login_grace)?,
-                max_unauthenticated: at_least_one(
-                    "sftp.max_unauthenticated",
-                    raw.sftp.max_unauthenticated,
-                )?,
-                max_unauthenticated_per_address: at_least_one(
-                    "sftp.max_unauthenticated_per_address",
-                    raw.sftp.max_unauthenticated_per_address,
-                )?,
-                max_sessions_per_account: at_least_one(
-                    "sftp.max_sessions_per_account",
-                    raw.sftp.max_sessions_per_account,
-                )?,
-                idle_timeout: duration("sftp.idle_timeout", &raw.sftp.idle_timeout)?,
-                shutdown_grace: duration("sftp.shutdown_grace", &raw.sftp.shutdown_grace)?,
-                max_handles_per_session: at_least_one(
-                    "sftp.max_handles_per_session",
-                    raw.sftp.max_handles_per_session,
-                )?,
-                max_handles_per_account: at_least_one(
-                    "sftp.max_handles_per_account",
-                    raw.sftp.max_handles_per_account,
-                )?,
-                max_file_size: size("sftp.max_file_size", &raw.sftp.max_file_size)?,
-                quota: size("sftp.quota", &raw.sftp.quota)?,
-            },
-            web: Web {
-                enabled: raw.web.enabled,
-                listen: address("web.listen", &raw.web.listen)?,
-                public_url: public_url(&raw.web.public_url)?,
-            },
+            sftp: sftp(raw.sftp)?,
+            web: web(raw.web)?,
             database_url: raw.database.url,
             keys: Keys {
                 propagation_delay: duration("keys.propagation_delay", &raw.keys.propagation_delay)?,
@@ -270,6 +253,87 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// Checks and converts `[sftp]`.
+fn sftp(raw: RawSftp) -> anyhow::Result<Sftp> {
+    let max_startups = ferry_sftp::MaxStartups::parse(&raw.max_startups)
+        .map_err(|why| anyhow::anyhow!("sftp.max_startups = {:?}: {why}", raw.max_startups))?;
+    Ok(Sftp {
+        enabled: raw.enabled,
+        listen: address("sftp.listen", &raw.listen)?,
+        login_grace: duration("sftp.login_grace", &raw.login_grace)?,
+        max_startups,
+        max_unauthenticated_per_address: at_least_one(
+            "sftp.max_unauthenticated_per_address",
+            raw.max_unauthenticated_per_address,
+        )?,
+        max_sessions_per_account: at_least_one(
+            "sftp.max_sessions_per_account",
+            raw.max_sessions_per_account,
+        )?,
+        idle_timeout: duration("sftp.idle_timeout", &raw.idle_timeout)?,
+        shutdown_grace: duration("sftp.shutdown_grace", &raw.shutdown_grace)?,
+        max_handles_per_session: at_least_one(
+            "sftp.max_handles_per_session",
+            raw.max_handles_per_session,
+        )?,
+        max_handles_per_account: at_least_one(
+            "sftp.max_handles_per_account",
+            raw.max_handles_per_account,
+        )?,
+        max_file_size: size("sftp.max_file_size", &raw.max_file_size)?,
+        quota: size("sftp.quota", &raw.quota)?,
+        penalties: raw.penalties,
+        penalty_exempt: networks("sftp.penalty_exempt", &raw.penalty_exempt)?,
+        attempts_retention: duration("sftp.attempts_retention", &raw.attempts_retention)?,
+        legacy_algorithms: raw.legacy_algorithms,
+    })
+}
+
+/// Checks and converts `[web]`.
+fn web(raw: RawWeb) -> anyhow::Result<Web> {
+    Ok(Web {
+        enabled: raw.enabled,
+        listen: address("web.listen", &raw.listen)?,
+        public_url: public_url(&raw.public_url)?,
+        limits: ferry_web::WebLimits {
+            max_connections: at_least_one("web.max_connections", raw.max_connections)?,
+            max_connections_per_address: at_least_one(
+                "web.max_connections_per_address",
+                raw.max_connections_per_address,
+            )?,
+            header_timeout: nonzero("web.header_timeout", &raw.header_timeout)?,
+            request_timeout: nonzero("web.request_timeout", &raw.request_timeout)?,
+            trusted_proxies: networks("web.trusted_proxies", &raw.trusted_proxies)?,
+        },
+    })
+}
+
+/// A list of CIDRs (a bare address counts as /32 or /128).
+fn networks(key: &str, texts: &[String]) -> anyhow::Result<Vec<IpNet>> {
+    texts
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "{key}: {text:?} is not a network; write CIDRs like \"192.0.2.0/24\" or \"2001:db8::/48\""
+                    )
+                })
+        })
+        .collect()
+}
+
+/// A duration that must be longer than zero.
+fn nonzero(key: &str, text: &str) -> anyhow::Result<Duration> {
+    let value = duration(key, text)?;
+    if value.is_zero() {
+        bail!("{key} = {text:?}: must be longer than zero, like 10s");
+    }
+    Ok(value)
 }
 
 /// Checks and converts `[ingest]`.
@@ -357,6 +421,9 @@ fn merge(base: &mut toml::Table, user: toml::Table, prefix: &str) -> anyhow::Res
                 merge(b, u, &format!("{name}."))?
             }
             (Some(slot), value) => *slot = value,
+            (None, _) if name == "sftp.max_unauthenticated" => bail!(
+                "sftp.max_unauthenticated was replaced by sftp.max_startups = \"start:rate:full\" (the total is its full); see config/ferry.toml"
+            ),
             (None, _) => bail!(
                 "unknown configuration key {name}: see config/ferry.toml for the keys Ferry knows"
             ),
@@ -529,8 +596,43 @@ mod tests {
         assert!(err("[sftp]\nlisten = \"everywhere\"", &[]).contains("sftp.listen"));
         assert!(err("[sftp]\nlistn = \"x\"", &[]).contains("unknown configuration key sftp.listn"));
         assert!(err("", &[("FERRY_SFTP__NOPE", "1")]).contains("FERRY_SFTP__NOPE"));
-        assert!(err("", &[("FERRY_SFTP__MAX_UNAUTHENTICATED", "many")]).contains("whole number"));
+        assert!(
+            err(
+                "",
+                &[("FERRY_SFTP__MAX_UNAUTHENTICATED_PER_ADDRESS", "many")]
+            )
+            .contains("whole number")
+        );
         assert!(err("[database]\nurl = \"mysql://x\"", &[]).contains("database.url"));
+    }
+
+    #[test]
+    fn prelogin_and_web_limits_defaults_and_overrides() {
+        let c = Config::parse(None, &[], "defaults").unwrap();
+        assert_eq!(c.sftp.max_startups.to_string(), "16:30:64");
+        assert!(c.sftp.penalties);
+        assert!(c.sftp.penalty_exempt.is_empty());
+        assert!(c.sftp.legacy_algorithms);
+        assert_eq!(c.sftp.attempts_retention, Duration::from_secs(90 * 86400));
+        assert_eq!(c.web.limits.header_timeout, Duration::from_secs(10));
+        assert!(c.web.limits.trusted_proxies.is_empty());
+        let c = Config::parse(
+            Some("[sftp]\npenalty_exempt = [\"192.0.2.0/24\", \"2001:db8::1\"]\n[web]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"),
+            &env(&[("FERRY_SFTP__LEGACY_ALGORITHMS", "off"), ("FERRY_SFTP__MAX_STARTUPS", "4:50:8")]),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.sftp.penalty_exempt.len(), 2);
+        assert_eq!(c.sftp.penalty_exempt[1].to_string(), "2001:db8::1/128");
+        assert!(!c.sftp.legacy_algorithms);
+        assert_eq!(c.sftp.max_startups.to_string(), "4:50:8");
+        assert_eq!(c.web.limits.trusted_proxies[0].to_string(), "127.0.0.1/32");
+        let err = |file: &str| Config::parse(Some(file), &[], "f").unwrap_err().to_string();
+        assert!(err("[sftp]\nmax_startups = \"64:30:16\"").contains("sftp.max_startups"));
+        assert!(err("[sftp]\npenalty_exempt = [\"school\"]").contains("sftp.penalty_exempt"));
+        assert!(err("[web]\ntrusted_proxies = [\"10.0.0.0/33\"]").contains("web.trusted_proxies"));
+        assert!(err("[web]\nheader_timeout = \"0s\"").contains("web.header_timeout"));
+        assert!(err("[sftp]\nmax_unauthenticated = 64").contains("sftp.max_startups"));
     }
 
     #[test]

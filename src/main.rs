@@ -7,6 +7,7 @@
 mod commands;
 mod config;
 mod log_writer;
+mod penalties;
 mod process;
 mod serve;
 mod uploads;
@@ -55,6 +56,9 @@ enum Command {
     /// Finished uploads in the ingest queue: list, show, and decide on held or failed ones.
     #[command(subcommand)]
     Uploads(uploads::UploadsCommand),
+    /// Sources the SFTP nodes refuse for now (per-source penalties): list them, or lift one.
+    #[command(subcommand)]
+    Penalties(penalties::PenaltiesCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,5 +94,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Admin(cmd) => commands::admin(&config, cmd).await,
         Command::Token(cmd) => commands::token(&config, cmd).await,
         Command::Uploads(cmd) => uploads::uploads(&config, cmd).await,
+        Command::Penalties(cmd) => penalties::penalties(&config, cmd).await,
     }
 }

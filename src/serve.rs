@@ -52,7 +52,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             listen: config.sftp.listen,
             data_dir: config.data_dir.clone(),
             login_grace: config.sftp.login_grace,
-            max_unauthenticated: config.sftp.max_unauthenticated,
+            max_startups: config.sftp.max_startups,
             max_unauthenticated_per_address: config.sftp.max_unauthenticated_per_address,
             max_sessions_per_account: config.sftp.max_sessions_per_account,
             shutdown_grace: config.sftp.shutdown_grace,
@@ -64,6 +64,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 quota: config.sftp.quota,
             },
             descriptors,
+            penalties: config.sftp.penalties,
+            penalty_exempt: config.sftp.penalty_exempt.clone(),
+            attempts_retention: config.sftp.attempts_retention,
+            legacy_algorithms: config.sftp.legacy_algorithms,
+            node: node_name(&config),
         };
         let server = SftpServer::bind(settings, store.clone(), &host_keys).await?;
         let addr = server.local_addr()?;
@@ -135,7 +140,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             metrics: metrics.clone(),
         };
         let public_url = web_config.public_url.clone();
-        let web = ferry_web::Web::new(web_config);
+        let web = ferry_web::Web::with_limits(web_config, config.web.limits.clone());
         tracing::info!("web listening on {addr}");
         if let Some(path) = web.offer_setup_link().await? {
             // The one place a secret is printed: it works once, for an hour,
@@ -192,12 +197,18 @@ fn ingest_settings(config: &Config) -> ferry_ingest::IngestSettings {
         poll_interval: ingest.poll_interval,
         max_row_drop: ingest.max_row_drop,
         rules: ingest.rules.clone(),
-        node_id: if ingest.node_id.is_empty() {
-            host_name()
-        } else {
-            ingest.node_id.clone()
-        },
+        node_id: node_name(config),
         handoff: ingest.handoff.clone(),
+    }
+}
+
+/// This node's name among nodes sharing a database: `ingest.node_id`, else
+/// the machine's name.
+fn node_name(config: &Config) -> String {
+    if config.ingest.node_id.is_empty() {
+        host_name()
+    } else {
+        config.ingest.node_id.clone()
     }
 }
 

@@ -590,8 +590,17 @@ impl Env {
             std::fs::create_dir_all(d).expect("create test dirs");
         }
         let config = root.join("ferry.toml");
+        // Tests connect from 127.0.0.1, which is exempt from per-source
+        // penalties here, so one test's deliberate failures never lock its
+        // next step out; tests of penalties connect from other 127.0.0.x
+        // addresses (see `tcp_from`), or set penalty_exempt themselves.
+        let exempt = if extra_sftp.contains("penalty_exempt") {
+            ""
+        } else {
+            "penalty_exempt = [\"127.0.0.1/32\"]\n"
+        };
         let text = format!(
-            "data_dir = {data:?}\n\n[sftp]\nlisten = \"127.0.0.1:0\"\n{extra_sftp}\n\n[database]\nurl = {url:?}\n\n\
+            "data_dir = {data:?}\n\n[sftp]\nlisten = \"127.0.0.1:0\"\n{exempt}{extra_sftp}\n\n[database]\nurl = {url:?}\n\n\
              [keys]\npropagation_delay = \"0s\"\n\n[web]\nenabled = false\n\n[ingest]\nenabled = false\n",
             data = data_dir.display().to_string(),
             url = format!("sqlite://{}/ferry.db", data_dir.display()),
@@ -1559,4 +1568,91 @@ impl Env {
         let text = text.replace(&current, &format!("url = {url:?}"));
         std::fs::write(&self.config, text).expect("write config");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Connections from other loopback addresses (pre-login defences)
+// ---------------------------------------------------------------------------
+
+/// 127.0.0.`n`: on Linux every 127.0.0.x address is the local machine, so a
+/// test can play several sources without any network setup.
+pub fn loopback(n: u8) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, n)
+}
+
+/// A TCP connection to 127.0.0.1:`port` whose local end is bound to `from`.
+pub fn tcp_from(from: std::net::Ipv4Addr, port: u16) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SockAddr::from(std::net::SocketAddr::from((from, 0))))?;
+    socket.connect_timeout(
+        &SockAddr::from(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        Duration::from_secs(10),
+    )?;
+    Ok(socket.into())
+}
+
+/// What the server sends first on `stream`, within `timeout`: `None` when
+/// it closed the connection without sending a byte (a refusal right after
+/// accept). Panics when the server neither speaks nor closes in time.
+pub fn first_bytes(stream: &mut std::net::TcpStream, timeout: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf) {
+        Ok(0) => None,
+        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(e) => panic!("the server neither answered nor closed within {timeout:?}: {e}"),
+    }
+}
+
+/// Connects from `from` and reads the first bytes: `Some(banner)` when the
+/// server speaks SSH, `None` when it closed the connection at once.
+pub fn ssh_banner_from(from: std::net::Ipv4Addr, port: u16) -> Option<String> {
+    let mut stream = tcp_from(from, port).expect("TCP connect");
+    first_bytes(&mut stream, Duration::from_secs(20))
+}
+
+/// Size in bytes of a file, 0 when it does not exist.
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// One HTTP/1.1 exchange on a new connection from `from`: `request` is sent
+/// as is (it should carry `Connection: close`); returns the status and the
+/// whole answer (headers and body).
+pub fn http_from(from: std::net::Ipv4Addr, port: u16, request: &str) -> (u16, String) {
+    let mut stream = tcp_from(from, port).expect("connect to the web");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"));
+    (status, answer)
+}
+
+/// The value of the Prometheus counter or gauge `name` (without labels) in
+/// the web's `/metrics`, 0 when absent.
+pub fn metric_value(web_port: u16, name: &str) -> f64 {
+    let (status, text) = http_from(
+        loopback(1),
+        web_port,
+        "GET /metrics HTTP/1.1\r\nHost: ferry\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
 }

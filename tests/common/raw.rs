@@ -598,3 +598,65 @@ pub fn block_on<F: std::future::Future>(timeout: Duration, fut: F) -> F::Output 
             })
     })
 }
+
+/// Opens an SSH connection to 127.0.0.1:`port` from the local address
+/// `from` with `config`; `Err` when the server refused the connection, closed
+/// it, or the key exchange failed (all within 30 s).
+pub async fn connect_from(
+    from: std::net::Ipv4Addr,
+    port: u16,
+    config: Arc<client::Config>,
+) -> Result<Handle, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(std::net::SocketAddr::from((from, 0)))
+        .map_err(|e| format!("bind {from}: {e}"))?;
+    let stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        socket.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+    )
+    .await
+    .map_err(|_| "TCP connect timed out".to_owned())?
+    .map_err(|e| format!("TCP connect: {e}"))?;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        client::connect_stream(config, stream, AcceptAnyHostKey),
+    )
+    .await
+    .map_err(|_| "no SSH handshake within 30 s".to_owned())?
+    .map_err(|e| format!("SSH handshake: {e}"))
+}
+
+/// One public-key login attempt as `user` with the private key at `key`
+/// from `from`: `Ok(true)` logged in, `Ok(false)` refused, `Err` when the
+/// connection itself failed or was refused. The connection is closed
+/// afterwards either way unless logged in (then the handle is returned
+/// through `keep`).
+pub async fn try_login_from(
+    from: std::net::Ipv4Addr,
+    port: u16,
+    user: &str,
+    key: &Path,
+) -> Result<Option<Handle>, String> {
+    let config = Arc::new(client::Config {
+        inactivity_timeout: Some(Duration::from_secs(60)),
+        ..Default::default()
+    });
+    let mut handle = connect_from(from, port, config).await?;
+    let key = russh::keys::load_secret_key(key, None).expect("load the client's private key");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        handle.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), None)),
+    )
+    .await
+    .map_err(|_| "no answer to the login within 30 s".to_owned())?
+    .map_err(|e| format!("login: {e}"))?;
+    if result.success() {
+        Ok(Some(handle))
+    } else {
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "", "")
+            .await;
+        Ok(None)
+    }
+}

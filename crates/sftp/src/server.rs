@@ -26,13 +26,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
-use crate::admission::{Admission, ConnectionGuard};
+use crate::admission::{Admission, ConnectionGuard, MaxStartups};
 use crate::budgets::Budgets;
 use crate::database_watch::DatabaseWatch;
 use crate::host_keys::HostKeys;
 use crate::live_sessions::{SessionRegistry, end_lapsed_sessions};
+use crate::penalties::{Activation, Penalties};
 use crate::protocol::budget::{DescriptorBudget, Limits};
 use crate::session::SshSession;
 use crate::upload::{ENDED_WITHOUT_CLOSE, UploadEvent};
@@ -44,10 +44,21 @@ pub struct SftpSettings {
     pub data_dir: PathBuf,
     /// Time a client has from connecting to logging in.
     pub login_grace: Duration,
-    /// Connections not yet logged in, in total.
-    pub max_unauthenticated: usize,
-    /// Connections not yet logged in, from one client address.
+    /// Early drop and the cap for connections not yet logged in, in total.
+    pub max_startups: MaxStartups,
+    /// Connections not yet logged in, from one source (an IPv4 address, an
+    /// IPv6 /64).
     pub max_unauthenticated_per_address: usize,
+    /// Per-source penalties on or off.
+    pub penalties: bool,
+    /// Networks never penalised.
+    pub penalty_exempt: Vec<ipnet::IpNet>,
+    /// Login attempts last seen longer ago than this are deleted.
+    pub attempts_retention: Duration,
+    /// Offer the NIST curves and the ECDSA host key (JSch 0.1.x clients).
+    pub legacy_algorithms: bool,
+    /// This node's name (penalty rows, shared with other nodes).
+    pub node: String,
     /// Logged-in sessions one account may hold at once.
     pub max_sessions_per_account: usize,
     /// Time given to open sessions to finish after a stop is requested.
@@ -69,6 +80,7 @@ pub(crate) struct Shared {
     pub admission: Admission,
     pub budgets: Budgets,
     pub database: DatabaseWatch,
+    pub penalties: Penalties,
 }
 
 /// Temporary upload files untouched this long are leftovers of a crash. An
@@ -82,6 +94,7 @@ pub struct SftpServer {
     shared: Arc<Shared>,
     events: mpsc::UnboundedReceiver<UploadEvent>,
     uploads: broadcast::Sender<UploadEvent>,
+    activations: mpsc::UnboundedReceiver<Activation>,
 }
 
 impl SftpServer {
@@ -113,6 +126,8 @@ impl SftpServer {
         let (tx, events) = mpsc::unbounded_channel();
         let (uploads, _) = broadcast::channel(1024);
         let budgets = Budgets::new(settings.limits, Arc::clone(&settings.descriptors));
+        let (penalties, activations) =
+            Penalties::new(settings.penalties, settings.penalty_exempt.clone());
         let shared = Arc::new(Shared {
             budgets,
             store,
@@ -121,6 +136,7 @@ impl SftpServer {
             sessions: SessionRegistry::default(),
             admission: Admission::default(),
             database: DatabaseWatch::default(),
+            penalties,
         });
         Ok(SftpServer {
             listener,
@@ -128,6 +144,7 @@ impl SftpServer {
             shared,
             events,
             uploads,
+            activations,
         })
     }
 
@@ -151,9 +168,15 @@ impl SftpServer {
             shared,
             events,
             uploads,
+            activations,
         } = self;
         let recorder = tokio::spawn(record_upload_events(shared.store.clone(), events, uploads));
         let lapsed = tokio::spawn(end_lapsed_sessions(shared.clone()));
+        let penalty_sync = tokio::spawn(crate::penalties::sync_with_store(
+            shared.clone(),
+            activations,
+        ));
+        let pruning = tokio::spawn(prune_auth_attempts(shared.clone()));
         let (force_close, force_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
         tokio::pin!(stop);
@@ -161,11 +184,17 @@ impl SftpServer {
             tokio::select! {
                 _ = &mut stop => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        if let Some(guard) = ConnectionGuard::admit(&shared, peer.ip()) {
+                    // A refused connection is closed at once, before the SSH
+                    // banner: it costs one accept and one close.
+                    Ok((stream, peer)) => match ConnectionGuard::admit(&shared, peer.ip()) {
+                        Ok(guard) => {
                             connections.spawn(serve_connection(config.clone(), shared.clone(), stream, peer, guard, force_rx.clone()));
                         }
-                    }
+                        Err(refusal) => {
+                            drop(stream);
+                            shared.admission.refused(peer.ip(), refusal);
+                        }
+                    },
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -176,6 +205,8 @@ impl SftpServer {
         }
         drop(listener);
         lapsed.abort();
+        penalty_sync.abort();
+        pruning.abort();
         let open = connections.len();
         tracing::info!(open, grace = ?shared.settings.shutdown_grace, "stopping: no new connections; waiting for open sessions");
         let drained = tokio::time::timeout(shared.settings.shutdown_grace, async {
@@ -209,12 +240,16 @@ fn ssh_config(settings: &SftpSettings, host_keys: &HostKeys) -> russh::server::C
         // OpenSSH probes "none" first; without this every login waits 1 s.
         auth_rejection_time_initial: Some(Duration::ZERO),
         auth_rejection_time: Duration::from_millis(300),
-        keys: host_keys.private_keys(),
+        keys: host_keys
+            .private_keys()
+            .into_iter()
+            .filter(|key| settings.legacy_algorithms || !crate::algorithms::is_legacy_host_key(key))
+            .collect(),
         max_auth_attempts: 6,
         inactivity_timeout: Some(settings.idle_timeout),
         keepalive_interval: Some(Duration::from_secs(60)),
         nodelay: true,
-        preferred: crate::algorithms::preferred(),
+        preferred: crate::algorithms::preferred(settings.legacy_algorithms),
         ..Default::default()
     }
 }
@@ -229,7 +264,7 @@ async fn serve_connection(
     guard: ConnectionGuard,
     mut force_close: watch::Receiver<bool>,
 ) {
-    let deadline = Instant::now() + shared.settings.login_grace;
+    let deadline = guard.deadline();
     let mut authenticated = guard.authenticated_signal();
     let banner = guard.banner.clone();
     let handler = SshSession::new(shared.clone(), peer, guard);
@@ -295,6 +330,27 @@ fn log_session_end(peer: SocketAddr, banner: &OnceLock<String>, error: russh::Er
             tracing::debug!(%peer, client, "connection ended: {error}")
         }
         _ => tracing::info!(%peer, client, "connection ended: {error}"),
+    }
+}
+
+/// How often login attempts past `sftp.attempts_retention` are deleted.
+const ATTEMPT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes login attempts older than the retention, at start and hourly.
+async fn prune_auth_attempts(shared: Arc<Shared>) {
+    let retention =
+        i64::try_from(shared.settings.attempts_retention.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(ATTEMPT_PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        match shared.store.prune_auth_attempts(retention).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(
+                removed,
+                "deleted login attempts older than sftp.attempts_retention"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old login attempts"),
+        }
     }
 }
 

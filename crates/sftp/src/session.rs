@@ -13,13 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_keys::KeyOptions;
-use ferry_store::{AuthResult, LoginLookup, LoginVerdict, NewAuthAttempt, StoreError};
+use ferry_store::{
+    AuthResult, LoginLookup, LoginVerdict, MAX_ACCOUNT_NAME_BYTES, NewAuthAttempt, Recorded,
+    StoreError,
+};
 use russh::keys::{Algorithm, HashAlg, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
 use tokio::sync::mpsc;
 
-use crate::admission::ConnectionGuard;
+use crate::admission::{AuthNote, ConnectionGuard};
 use crate::channel::{ChannelSlot, ChannelSlots, NoSlot};
 pub use crate::channel::{MAX_CHANNELS_PER_CONNECTION, MAX_CHANNELS_PER_CONNECTION_LIFETIME};
 use crate::database_watch::{Caller, DATABASE_DOWN_BANNER};
@@ -72,6 +75,9 @@ impl SshSession {
         algorithm: &Algorithm,
         verified: bool,
     ) -> Result<Auth, russh::Error> {
+        if user.len() > MAX_ACCOUNT_NAME_BYTES {
+            return self.refuse_long_user_name(user, Some(key)).await;
+        }
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         let lookup = tokio::time::timeout(
             LOGIN_LOOKUP_TIMEOUT,
@@ -87,15 +93,20 @@ impl SshSession {
             }
             Ok(Err(e)) => {
                 tracing::error!(account = user, error = %e, "login lookup failed; login refused");
+                self.guard.note(AuthNote::ServerSide);
                 return Ok(Auth::reject());
             }
         };
         self.shared.database.answered();
+        if lookup.account.is_none() {
+            self.guard.note(AuthNote::UnknownUser);
+        }
         let mut verdict = judge(&lookup, algorithm, self.peer.ip());
         if verdict.is_ok() && !verified {
             return Ok(Auth::Accept);
         }
         if verdict.is_ok() && !self.guard.reserve_session(user, &fingerprint, self.peer) {
+            self.guard.note(AuthNote::ServerSide);
             verdict = Err(format!(
                 "too many sessions: the account already has {} open; close one or raise [sftp] max_sessions_per_account",
                 self.shared.settings.max_sessions_per_account
@@ -105,7 +116,8 @@ impl SshSession {
             Ok(_) => (AuthResult::Accepted, signature_note(algorithm)),
             Err(reason) => (AuthResult::Refused, reason.clone()),
         };
-        self.record(user, &fingerprint, key, result, &reason).await;
+        let attempt = self.new_attempt(user, Some(key), result, &reason);
+        let recorded = self.record(&attempt).await;
         metrics::counter!("ferry_sftp_logins_total", "result" => result.as_str()).increment(1);
         match verdict {
             Ok(key_id) => {
@@ -116,8 +128,9 @@ impl SshSession {
                 self.account = Some(user.to_owned());
                 Ok(Auth::Accept)
             }
-            Err(reason) => {
-                tracing::info!(account = user, peer = %self.peer, %fingerprint, %reason, "login refused");
+            Err(_) => {
+                self.guard.note(AuthNote::Refused);
+                self.log_refusal(&attempt, recorded);
                 Ok(Auth::reject())
             }
         }
@@ -127,32 +140,103 @@ impl SshSession {
     /// database does not answer. The attempt is not recorded (that would
     /// wait on the database again); the outage is logged once by
     /// [`crate::database_watch`], not once per login.
-    fn refuse_unreachable(&self, user: &str, why: &dyn std::fmt::Display) -> Auth {
+    fn refuse_unreachable(&mut self, user: &str, why: &dyn std::fmt::Display) -> Auth {
+        self.guard.note(AuthNote::ServerSide);
         self.shared.database.failed(Caller::Login, why);
         metrics::counter!("ferry_sftp_logins_total", "result" => "refused").increment(1);
         tracing::debug!(account = user, peer = %self.peer, "login refused: the database does not answer");
         Auth::reject()
     }
 
-    async fn record(
+    /// A user name longer than any account's cannot log in: refused without
+    /// asking the database, recorded shortened and escaped, and the
+    /// connection is closed at once.
+    async fn refuse_long_user_name(
+        &mut self,
+        user: &str,
+        key: Option<&PublicKey>,
+    ) -> Result<Auth, russh::Error> {
+        let reason = format!(
+            "user name of {} bytes refused: account names are at most {MAX_ACCOUNT_NAME_BYTES}",
+            user.len()
+        );
+        let attempt = self.new_attempt(user, key, AuthResult::Refused, &reason);
+        let recorded = self.record(&attempt).await;
+        metrics::counter!("ferry_sftp_logins_total", "result" => "refused").increment(1);
+        self.guard.note(AuthNote::Refused);
+        self.log_refusal(&attempt, recorded);
+        Err(russh::Error::Disconnect)
+    }
+
+    /// Refuses a password or keyboard-interactive login (public keys only)
+    /// and records it, so an admin sees why a misconfigured client fails.
+    async fn refuse_method(&mut self, user: &str, method: &str) -> Result<Auth, russh::Error> {
+        if user.len() > MAX_ACCOUNT_NAME_BYTES {
+            return self.refuse_long_user_name(user, None).await;
+        }
+        let reason = format!(
+            "{method} login refused: this server accepts public keys only; install the client's public key"
+        );
+        let attempt = self.new_attempt(user, None, AuthResult::Refused, &reason);
+        let recorded = self.record(&attempt).await;
+        metrics::counter!("ferry_sftp_logins_total", "result" => "refused").increment(1);
+        self.guard.note(AuthNote::Refused);
+        self.log_refusal(&attempt, recorded);
+        Ok(Auth::reject())
+    }
+
+    /// The record of one attempt; the user name shortened and escaped.
+    fn new_attempt(
         &self,
         user: &str,
-        fingerprint: &str,
-        key: &PublicKey,
+        key: Option<&PublicKey>,
         result: AuthResult,
         reason: &str,
-    ) {
-        let attempt = NewAuthAttempt {
-            account_name: user.to_owned(),
+    ) -> NewAuthAttempt {
+        NewAuthAttempt {
+            account_name: printable_user_name(user),
             client_addr: self.peer.to_string(),
             client_banner: self.guard.client_banner().unwrap_or_default(),
-            fingerprint: Some(fingerprint.to_owned()),
-            key_type: Some(key.algorithm().as_str().to_owned()),
+            fingerprint: key.map(|k| k.fingerprint(HashAlg::Sha256).to_string()),
+            key_type: key.map(|k| k.algorithm().as_str().to_owned()),
             result,
             reason: reason.to_owned(),
-        };
-        if let Err(e) = self.shared.store.record_auth_attempt(&attempt).await {
-            tracing::warn!(error = %e, "could not record the login attempt");
+        }
+    }
+
+    async fn record(&self, attempt: &NewAuthAttempt) -> Option<Recorded> {
+        match self.shared.store.record_auth_attempt(attempt).await {
+            Ok(recorded) => Some(recorded),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the login attempt");
+                None
+            }
+        }
+    }
+
+    /// Logs a refusal once per recorded row, then every
+    /// [`REFUSAL_LOG_EVERY_REPEAT`]th repeat, so a flood of refusals is a
+    /// handful of lines (each repeat is counted in the attempt's row).
+    fn log_refusal(&self, attempt: &NewAuthAttempt, recorded: Option<Recorded>) {
+        let account = attempt.account_name.as_str();
+        let fingerprint = attempt.fingerprint.as_deref().unwrap_or("-");
+        let reason = attempt.reason.as_str();
+        let peer = self.peer;
+        match recorded.map(Recorded::count) {
+            None | Some(1) => {
+                tracing::info!(account, %peer, fingerprint, reason, "login refused")
+            }
+            Some(times) if times % REFUSAL_LOG_EVERY_REPEAT == 0 => tracing::info!(
+                account,
+                %peer,
+                fingerprint,
+                reason,
+                times,
+                "login refused again: the same refusal from this source, counted in its login attempt"
+            ),
+            Some(times) => {
+                tracing::debug!(account, %peer, fingerprint, reason, times, "login refused")
+            }
         }
     }
 
@@ -173,6 +257,40 @@ impl SshSession {
         session.eof(channel)?;
         session.close(channel)
     }
+}
+
+/// A refusal repeated from one source is logged again at info every this
+/// many times (in between at debug).
+const REFUSAL_LOG_EVERY_REPEAT: i64 = 100;
+
+/// A client's user name as it may be logged and stored: control characters
+/// and quotes escaped, cut to [`MAX_ACCOUNT_NAME_BYTES`] with the full
+/// length noted, so a 200,000-byte name costs a few dozen bytes.
+pub fn printable_user_name(user: &str) -> String {
+    let escaped_prefix = |limit: usize| -> String {
+        let mut out = String::new();
+        for c in user.chars() {
+            let escaped: String = if c.is_control() || c == '\\' {
+                c.escape_debug().collect()
+            } else {
+                c.to_string()
+            };
+            if out.len() + escaped.len() > limit {
+                break;
+            }
+            out.push_str(&escaped);
+        }
+        out
+    };
+    let whole = escaped_prefix(usize::MAX);
+    if whole.len() <= MAX_ACCOUNT_NAME_BYTES {
+        return whole;
+    }
+    format!(
+        "{}… ({} bytes)",
+        escaped_prefix(MAX_ACCOUNT_NAME_BYTES),
+        user.len()
+    )
 }
 
 /// The note stored with an accepted login.
@@ -243,6 +361,19 @@ impl russh::server::Handler for SshSession {
     ) -> Result<Auth, Self::Error> {
         self.attempt(user, key.public_key, key.algorithm, true)
             .await
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        self.refuse_method(user, "password").await
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        _response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        self.refuse_method(user, "keyboard-interactive").await
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
@@ -399,5 +530,29 @@ impl russh::server::Handler for SshSession {
             params.preferred_group_size(),
             params.max_group_size(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable_user_name;
+
+    #[test]
+    fn user_names_are_recorded_short_and_escaped() {
+        assert_eq!(printable_user_name("lincoln-usd"), "lincoln-usd");
+        assert_eq!(
+            printable_user_name("evil\n2026 INFO fake"),
+            "evil\\n2026 INFO fake"
+        );
+        let long = "x".repeat(200_000);
+        let shown = printable_user_name(&long);
+        assert_eq!(shown, format!("{}… (200000 bytes)", "x".repeat(63)));
+        // Escapes are never cut in half.
+        let shown = printable_user_name(&"\u{7}".repeat(100));
+        assert!(
+            shown.starts_with("\\u{7}") && shown.contains("… (100 bytes)"),
+            "{shown}"
+        );
+        assert!(!shown.contains('\u{7}'));
     }
 }

@@ -55,13 +55,16 @@ fn limit_from_row(row: &AnyRow, column: &str) -> Result<Option<u64>> {
     let value: Option<i64> = row.try_get(column)?;
     Ok(value.and_then(|v| u64::try_from(v).ok()))
 }
+/// The longest account name, in bytes: a login with a longer user name can
+/// be refused without asking the database.
+pub const MAX_ACCOUNT_NAME_BYTES: usize = 63;
 
 /// Whether `name` is a valid account name: `[a-z0-9][a-z0-9_-]{0,62}`.
 #[must_use]
 pub(crate) fn valid_account_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
-        && bytes.len() <= 63
+        && bytes.len() <= MAX_ACCOUNT_NAME_BYTES
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
         && bytes
             .iter()

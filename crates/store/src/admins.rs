@@ -1,13 +1,12 @@
 //! Admin users and API tokens: who may use the admin web and the JSON API.
 //!
 //! This module exists to keep credentials in one place: passwords are kept
-//! only as argon2id PHC strings, API token secrets only as the SHA-256 (hex)
+//! only as argon2id PHC strings (hashed and checked in `passwords`), API
+//! token secrets only as the SHA-256 (hex)
 //! of the secret, and a token is matched with a constant-time comparison.
 //! Every change writes an audit row in the same transaction. It never logs or
 //! returns a password, and returns a token's secret only once, when created.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Argon2, PasswordHash};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -20,6 +19,7 @@ use crate::db;
 use crate::error::{Result, StoreError};
 use crate::events::insert_audit;
 use crate::model::Actor;
+use crate::passwords::{hash_password, is_password_hash, verify_password};
 use crate::sessions::end_sessions_of;
 use crate::time::{serialize_ms, serialize_opt_ms};
 
@@ -140,34 +140,6 @@ fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b))
 }
 
-/// Refuses passwords under [`MIN_PASSWORD_CHARS`] characters.
-fn check_password(password: &str) -> Result<()> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(StoreError::InvalidValue {
-            what: "an admin password",
-            rule: "at least 12 characters (a passphrase of a few words is easiest)",
-            got: format!("{} characters", password.chars().count()),
-        });
-    }
-    Ok(())
-}
-
-/// An argon2id hash of nothing anyone types, verified against for unknown
-/// user names.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| hash_password(&new_secret()).unwrap_or_default())
-}
-
-/// Hashes `password` with argon2id (default parameters, random salt).
-fn hash_password(password: &str) -> Result<String> {
-    check_password(password)?;
-    let hash: PasswordHash = Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|e| StoreError::Corrupt(format!("cannot hash the password: {e}")))?;
-    Ok(hash.to_string())
-}
-
 /// Checks that the role and account go together, and returns the account's
 /// id (locked for the transaction) for a district role.
 async fn role_account(
@@ -257,7 +229,7 @@ impl Store {
                 got: username.to_owned(),
             });
         }
-        let password_hash = hash_password(password)?;
+        let password_hash = hash_password(password).await?;
         let mut tx = self.pool.begin().await?;
         let account_id = role_account(&mut tx, role, account).await?;
         let now = db::now(self.backend, &mut *tx).await?;
@@ -318,21 +290,17 @@ impl Store {
         let Some(row) = row else {
             // Spend the same work as for a known user, so the answer's
             // timing does not tell which user names exist.
-            if let Ok(dummy) = PasswordHash::new(dummy_hash()) {
-                let _ = Argon2::default().verify_password(password.as_bytes(), &dummy);
-            }
+            verify_password(password, None).await?;
             return Ok(None);
         };
         let stored: String = row.try_get("password_hash")?;
         let admin = admin_from_row(&row)?;
-        let Ok(parsed) = PasswordHash::new(&stored) else {
+        if !is_password_hash(&stored) {
             return Err(StoreError::Corrupt(format!(
                 "admin {username} has a password hash that is not a PHC string"
             )));
-        };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        }
+        let ok = verify_password(password, Some(stored)).await?;
         Ok((ok && !admin.disabled).then_some(admin))
     }
 
@@ -554,7 +522,7 @@ impl Store {
         password: &str,
         actor: &Actor,
     ) -> Result<Admin> {
-        let password_hash = hash_password(password)?;
+        let password_hash = hash_password(password).await?;
         let mut tx = self.pool.begin().await?;
         let now = db::now(self.backend, &mut *tx).await?;
         sqlx::query("UPDATE admins SET password_hash = $1 WHERE id = $2")

@@ -22,25 +22,32 @@ mod events;
 mod keys;
 mod logins;
 mod model;
+mod passwords;
+mod penalties;
 mod queue;
 mod sessions;
+mod sources;
 mod text;
 mod time;
 mod uploads;
 
+pub use accounts::MAX_ACCOUNT_NAME_BYTES;
 pub use admins::{
     Admin, ApiToken, MIN_PASSWORD_CHARS, Role, TOKEN_PREFIX, token_hash, token_hashes_match,
 };
 pub use db::Backend;
 pub use error::{Result, StoreError};
+pub use events::{ATTEMPT_REPEAT_WINDOW_MS, Recorded};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
     Account, AccountLimits, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult,
     KeyRecord, KeyState, LapsedLogin, LimitsChange, LoginLookup, LoginVerdict, NewAuthAttempt,
     NewKey, Upload, UploadState,
 };
+pub use penalties::PenaltyRecord;
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
 pub use sessions::{SessionLimits, WebSession};
+pub use sources::{parse_source, source_of};
 pub use text::{escape_control, format_size, parse_size};
 pub use time::format_timestamp;
 

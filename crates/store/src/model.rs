@@ -463,8 +463,11 @@ pub struct NewAuthAttempt {
     pub reason: String,
 }
 
-/// A recorded login attempt. JSON: `id, at, account, client_addr,
-/// client_banner, fingerprint, type, result, reason`.
+/// A recorded login attempt. JSON: `id, at, last_at, count, account,
+/// client_addr, client_banner, fingerprint, type, result, reason`. A row
+/// stands for `count` refusals of the same user name from the same source
+/// with the same reason, the first at `at` and the latest at `last_at`; the
+/// address, banner and key are the latest one's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuthAttempt {
     /// Database id.
@@ -488,6 +491,11 @@ pub struct AuthAttempt {
     pub result: AuthResult,
     /// Why.
     pub reason: String,
+    /// How many attempts this row stands for (1 unless refusals repeated).
+    pub count: i64,
+    /// When the latest of them was made (database clock).
+    #[serde(serialize_with = "serialize_ms")]
+    pub last_at: i64,
 }
 
 /// One audit log entry. JSON: `id, at, actor, account, action, detail, client_addr`.

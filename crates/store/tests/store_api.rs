@@ -1176,7 +1176,8 @@ async fn auth_attempts_are_recorded(db: TestDb) {
     let id = store
         .record_auth_attempt(&attempt("accepted", AuthResult::Accepted))
         .await
-        .unwrap();
+        .unwrap()
+        .id();
     store
         .record_auth_attempt(&NewAuthAttempt {
             account_name: "ghost".to_owned(),
@@ -1212,6 +1213,8 @@ async fn auth_attempts_are_recorded(db: TestDb) {
         "type",
         "result",
         "reason",
+        "count",
+        "last_at",
     ] {
         assert!(
             json.get(field).is_some(),

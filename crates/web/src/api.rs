@@ -451,7 +451,7 @@ impl Limit {
 #[utoipa::path(get, path = "/api/v1/accounts/{name}/auth-attempts",
     params(("name" = String, Path, description = "account name"), ("limit" = Option<u32>, Query, description = "at most this many (default 50)")),
     responses(
-        (status = 200, description = "`{attempts: [{id, at, account, client_addr, client_banner, fingerprint, type, result, reason}]}`"),
+        (status = 200, description = "`{attempts: [{id, at, last_at, count, account, client_addr, client_banner, fingerprint, type, result, reason}]}`: repeated refusals from one source with the same reason are one item with `count`, first `at`, latest `last_at`"),
         (status = 404, description = "no such account (or not yours)", body = ErrorBody)))]
 pub(crate) async fn auth_attempts(
     State(state): State<AppState>,

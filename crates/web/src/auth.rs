@@ -12,9 +12,7 @@
 //! sign-in. Before sign-in, the sign-in and setup forms are tied the same way
 //! to a short-lived `ferry_presession` cookie.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine;
@@ -151,12 +149,13 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// The request's client address, when the server recorded it.
+/// The request's client address, when the server recorded it: the peer,
+/// or the address a trusted proxy named (see `crate::client`).
 pub(crate) fn client_addr(parts: &Parts) -> Option<String> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .get::<crate::client::ClientAddr>()
+        .map(|crate::client::ClientAddr(ip)| ip.to_string())
 }
 
 /// The caller of a session cookie, if the cookie names a live session.

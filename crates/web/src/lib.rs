@@ -10,27 +10,32 @@
 //!
 //! Read in this order: `auth` (who is calling: a bearer token or a sign-in
 //! session, and the CSRF rule), `service` (what a caller may do), `api` (the
-//! JSON routes), `pages` and `views` (the HTML), `throttle` (sign-in limits).
+//! JSON routes), `pages` and `views` (the HTML), `throttle` (sign-in limits),
+//! `client` (the client's address, behind trusted proxies), `connections`
+//! (the accept loop and its limits), `penalties` (the SFTP penalties page).
 //!
 //! - [`Web`] holds the state; [`Web::offer_setup_link`] makes the one-time
 //!   link that creates the first vendor admin; [`Web::router`] the routes.
 //! - [`router`] builds the axum router for a config; [`api_routes`] lists
 //!   every API route it serves (method, path), for the OpenAPI test.
 //! - [`openapi`] is the OpenAPI 3 document, served at `/api/v1/openapi.json`.
-//! - [`serve`] runs the router on a listener until a shutdown future completes.
+//! - [`serve`] runs the router on a listener, within [`WebLimits`], until a
+//!   shutdown future completes.
 
 mod api;
 mod auth;
+mod client;
+mod connections;
 mod error;
 mod forms;
 mod health;
 mod pages;
+mod penalties;
 mod service;
 mod throttle;
 mod views;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -41,6 +46,7 @@ use ferry_store::Store;
 
 pub use api::ApiDoc;
 pub use auth::Principal;
+pub use connections::WebLimits;
 pub use error::ApiError;
 pub use health::DATABASE_CHECK_TIMEOUT;
 
@@ -90,6 +96,8 @@ pub(crate) type AppState = Arc<App>;
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) config: WebConfig,
+    /// Connection limits, timeouts and trusted proxies.
+    pub(crate) limits: WebLimits,
     /// Failed sign-ins per address and per user name.
     pub(crate) throttle: throttle::SignInThrottle,
     /// The SHA-256 of the one-time setup secret and when it stops working.
@@ -115,12 +123,19 @@ pub struct Web {
 pub const SETUP_LINK_VALID: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Web {
-    /// The web for `config`.
+    /// The web for `config`, with the default [`WebLimits`].
     #[must_use]
     pub fn new(config: WebConfig) -> Self {
+        Self::with_limits(config, WebLimits::default())
+    }
+
+    /// The web for `config` within `limits`.
+    #[must_use]
+    pub fn with_limits(config: WebConfig, limits: WebLimits) -> Self {
         Self {
             app: Arc::new(App {
                 config,
+                limits,
                 throttle: throttle::SignInThrottle::default(),
                 setup: std::sync::Mutex::new(None),
                 health: health::HealthCheck::default(),
@@ -150,14 +165,25 @@ impl Web {
     }
 
     /// The router: every page and API route, bodies capped at
-    /// [`MAX_BODY_BYTES`], security headers on every answer.
+    /// [`MAX_BODY_BYTES`], security headers on every answer, the client's
+    /// address decided once (see `client`), and every request answered 408
+    /// after [`WebLimits::request_timeout`].
     pub fn router(&self) -> Router {
         build()
             .router
             .merge(pages::routes().router)
+            .merge(penalties::routes().router)
             .fallback(pages::not_found)
             .layer(axum::middleware::from_fn(views::security_headers))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn_with_state(
+                self.app.clone(),
+                client::record_client,
+            ))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                self.app.limits.request_timeout,
+            ))
             .with_state(self.app.clone())
     }
 }
@@ -272,7 +298,9 @@ pub fn api_routes() -> Vec<(&'static str, &'static str)> {
 /// the authorization matrix; the sign-in, setup and static routes are left out.
 #[must_use]
 pub fn page_routes() -> Vec<(&'static str, &'static str)> {
-    pages::routes().list
+    let mut list = pages::routes().list;
+    list.extend(penalties::routes().list);
+    list
 }
 
 /// The OpenAPI 3 document of the API.
@@ -281,8 +309,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     <ApiDoc as utoipa::OpenApi>::openapi()
 }
 
-/// Serves `web` on `listener` until `shutdown` completes, then finishes
-/// the requests in flight.
+/// Serves `web` on `listener` within its [`WebLimits`] until `shutdown`
+/// completes, then finishes the requests in flight.
 ///
 /// # Errors
 /// The listener's I/O error.
@@ -291,10 +319,6 @@ pub async fn serve(
     web: Web,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = web
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = web.app.limits.clone();
+    connections::serve(listener, web.router(), limits, shutdown).await
 }

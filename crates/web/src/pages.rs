@@ -187,7 +187,7 @@ async fn sign_in(State(state): State<AppState>, form: AnonymousForm) -> PageResu
     let username = form.fields.text("username").trim().to_owned();
     let password = form.fields.text("password");
     let addr = form.client_addr.clone().unwrap_or_default();
-    if state.throttle.is_blocked(&addr, &username) {
+    let Some(attempt) = state.throttle.begin(&addr, &username) else {
         metrics::counter!("ferry_web_sign_ins_total", "result" => "throttled").increment(1);
         let message = format!(
             "Too many failed sign-ins. Wait {} minutes and try again, or ask a vendor admin to set a new password.",
@@ -198,20 +198,19 @@ async fn sign_in(State(state): State<AppState>, form: AnonymousForm) -> PageResu
             StatusCode::TOO_MANY_REQUESTS,
             |csrf| views::sign_in(csrf, &username, Some(&message)),
         ));
-    }
+    };
     let Some(admin) = state
         .store
         .verify_admin_password(&username, &password)
         .await?
     else {
-        state.throttle.record_failure(&addr, &username);
         metrics::counter!("ferry_web_sign_ins_total", "result" => "refused").increment(1);
         tracing::info!(client = %addr, "admin web sign-in refused");
         return Ok(anonymous_page(&state, StatusCode::UNAUTHORIZED, |csrf| {
             views::sign_in(csrf, &username, Some(WRONG_CREDENTIALS))
         }));
     };
-    state.throttle.record_success(&username);
+    attempt.succeeded();
     metrics::counter!("ferry_web_sign_ins_total", "result" => "accepted").increment(1);
     signed_in_response(&state, &admin, form.client_addr.as_deref()).await
 }

@@ -6,6 +6,12 @@
 //! not. The same words answer a wrong user and a wrong password, so the
 //! throttle tells an attacker nothing about which user names exist. Memory
 //! is bounded: entries are dropped once their window has passed.
+//!
+//! Checking and counting are one step ([`SignInThrottle::begin`]): a sign-in
+//! is counted as a failure before its password is checked, and the count is
+//! taken back only if the password was right. So 40 guesses sent at once get
+//! at most [`PER_USER`] passwords checked, not as many as arrive before the
+//! first failure is counted.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,39 +32,59 @@ pub(crate) struct SignInThrottle {
     failures: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
+/// A sign-in the throttle let through, counted as a failure until
+/// [`SignInAttempt::succeeded`] says otherwise.
+#[must_use = "a sign-in attempt counts as a failure unless it succeeded"]
+pub(crate) struct SignInAttempt<'a> {
+    throttle: &'a SignInThrottle,
+    addr: String,
+    username: String,
+    at: Instant,
+}
+
+impl SignInAttempt<'_> {
+    /// The password was right: the attempt is not a failure, and the user
+    /// name's earlier failures are forgotten.
+    pub(crate) fn succeeded(self) {
+        let mut failures = self.throttle.lock();
+        if let Some(times) = failures.get_mut(&address_key(&self.addr))
+            && let Some(i) = times.iter().rposition(|t| *t == self.at)
+        {
+            times.remove(i);
+        }
+        failures.remove(&user_key(&self.username));
+    }
+}
+
 impl SignInThrottle {
-    /// Whether a sign-in from `addr` as `username` must be refused now.
-    pub(crate) fn is_blocked(&self, addr: &str, username: &str) -> bool {
+    /// Lets a sign-in from `addr` as `username` go ahead, counted as a
+    /// failure, or `None` when either has reached its limit.
+    pub(crate) fn begin(&self, addr: &str, username: &str) -> Option<SignInAttempt<'_>> {
         let now = Instant::now();
         let mut failures = self.lock();
-        let count = |key: &str, failures: &mut HashMap<String, Vec<Instant>>| {
+        let mut recent = |key: &str| {
             failures.get_mut(key).map_or(0, |times| {
                 times.retain(|t| now.duration_since(*t) < WINDOW);
                 times.len()
             })
         };
-        count(&address_key(addr), &mut failures) >= PER_ADDRESS
-            || count(&user_key(username), &mut failures) >= PER_USER
-    }
-
-    /// Counts a failed sign-in.
-    pub(crate) fn record_failure(&self, addr: &str, username: &str) {
-        let now = Instant::now();
-        let mut failures = self.lock();
+        if recent(&address_key(addr)) >= PER_ADDRESS || recent(&user_key(username)) >= PER_USER {
+            return None;
+        }
         if failures.len() >= MAX_KEYS {
             failures.retain(|_, times| times.iter().any(|t| now.duration_since(*t) < WINDOW));
         }
-        if failures.len() >= MAX_KEYS {
-            return;
+        if failures.len() < MAX_KEYS {
+            for key in [address_key(addr), user_key(username)] {
+                failures.entry(key).or_default().push(now);
+            }
         }
-        for key in [address_key(addr), user_key(username)] {
-            failures.entry(key).or_default().push(now);
-        }
-    }
-
-    /// Forgets a user name's failures after a successful sign-in.
-    pub(crate) fn record_success(&self, username: &str) {
-        self.lock().remove(&user_key(username));
+        Some(SignInAttempt {
+            throttle: self,
+            addr: addr.to_owned(),
+            username: username.to_owned(),
+            at: now,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Instant>>> {
@@ -84,35 +110,52 @@ mod tests {
     fn blocks_a_user_after_its_failures_from_any_address() {
         let throttle = SignInThrottle::default();
         for i in 0..PER_USER {
-            assert!(!throttle.is_blocked(&format!("10.0.0.{i}"), "alice"));
-            throttle.record_failure(&format!("10.0.0.{i}"), "alice");
+            assert!(throttle.begin(&format!("10.0.0.{i}"), "alice").is_some());
         }
-        assert!(throttle.is_blocked("10.9.9.9", "alice"));
+        assert!(throttle.begin("10.9.9.9", "alice").is_none());
         assert!(
-            throttle.is_blocked("10.9.9.9", "ALICE "),
+            throttle.begin("10.9.9.9", "ALICE ").is_none(),
             "user names fold case"
         );
-        assert!(!throttle.is_blocked("10.9.9.9", "bob"));
+        assert!(throttle.begin("10.9.9.9", "bob").is_some());
     }
 
     #[test]
     fn blocks_an_address_after_its_failures_for_any_user() {
         let throttle = SignInThrottle::default();
         for i in 0..PER_ADDRESS {
-            throttle.record_failure("192.0.2.7", &format!("user{i}"));
+            let _failed = throttle.begin("192.0.2.7", &format!("user{i}")).unwrap();
         }
-        assert!(throttle.is_blocked("192.0.2.7", "someone-new"));
-        assert!(!throttle.is_blocked("192.0.2.8", "someone-new"));
+        assert!(throttle.begin("192.0.2.7", "someone-new").is_none());
+        assert!(throttle.begin("192.0.2.8", "someone-new").is_some());
     }
 
     #[test]
-    fn success_forgets_the_user_but_not_the_address() {
+    fn success_forgets_the_user_and_is_not_counted_for_the_address() {
         let throttle = SignInThrottle::default();
         for _ in 0..PER_USER - 1 {
-            throttle.record_failure("192.0.2.1", "carol");
+            let _failed = throttle.begin("192.0.2.1", "carol").unwrap();
         }
-        throttle.record_success("carol");
-        throttle.record_failure("192.0.2.1", "carol");
-        assert!(!throttle.is_blocked("192.0.2.1", "carol"));
+        throttle.begin("192.0.2.1", "carol").unwrap().succeeded();
+        let _failed = throttle.begin("192.0.2.1", "carol").unwrap();
+        assert!(throttle.begin("192.0.2.1", "carol").is_some());
+        // 20 sign-ins from one address, all right: none counts against it.
+        for i in 0..PER_ADDRESS {
+            throttle
+                .begin("192.0.2.9", &format!("u{i}"))
+                .unwrap()
+                .succeeded();
+        }
+        assert!(throttle.begin("192.0.2.9", "another").is_some());
+    }
+
+    #[test]
+    fn simultaneous_sign_ins_are_counted_before_any_password_is_checked() {
+        let throttle = SignInThrottle::default();
+        // 40 attempts arrive before any of them has been decided.
+        let let_through: Vec<_> = (0..40)
+            .filter_map(|_| throttle.begin("192.0.2.3", "dave"))
+            .collect();
+        assert_eq!(let_through.len(), PER_USER);
     }
 }

@@ -74,6 +74,7 @@ pub(crate) fn page(title: &str, who: Option<&Principal>, body: &Markup) -> Marku
                         nav {
                             a href="/accounts" { "Accounts" }
                             @if who.is_vendor() { a href="/admins" { "Admins and tokens" } }
+                            @if who.is_vendor() { a href="/penalties" { "SFTP penalties" } }
                         }
                         span.muted { (who.who.trim_start_matches("admin:")) }
                         form.inline method="post" action="/sign-out" {
@@ -257,13 +258,17 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
         (key_forms(view, &base))
         section id="attempts" {
             h2 { "Recent login attempts" }
-            p.muted { "Newest first. The reason says why a login was refused." }
+            p.muted { "Newest first. The reason says why a login was refused. Repeated refusals from one source with the same reason are one line, counted; the address, client and key are the latest." }
             table {
-                thead { tr { th { "When" } th { "From" } th { "Client" } th { "Key" } th { "Result" } th { "Reason" } } }
+                thead { tr { th { "When" } th { "Times" } th { "From" } th { "Client" } th { "Key" } th { "Result" } th { "Reason" } } }
                 tbody {
                     @for a in view.attempts {
                         tr {
-                            td { (when(a.at)) }
+                            td { (when(a.last_at)) }
+                            td.count {
+                                (a.count)
+                                @if a.count > 1 { span.muted { " since " (when(a.at)) } }
+                            }
                             td.mono { (Shown(&a.client_addr)) }
                             td.mono { (Shown(&a.client_banner)) }
                             td.mono { (Shown(a.fingerprint.as_deref().unwrap_or(""))) }

@@ -35,6 +35,7 @@ fn form_for(method: &str, path: &str, csrf: &str) -> Vec<(&'static str, String)>
             ("role", "district-admin".into()),
             ("account", "alpha".into()),
         ],
+        ("POST", "/penalties/lift") => vec![("source", "192.0.2.1".into())],
         _ => Vec::new(),
     };
     if method == "POST" {
@@ -62,6 +63,7 @@ fn vendor_only(path: &str) -> bool {
     path == "/accounts"
         || path.starts_with("/admins")
         || path.starts_with("/tokens")
+        || path.starts_with("/penalties")
         || path.ends_with("/enabled")
         || path.ends_with("/limits")
         || path.ends_with("/activate")
