@@ -218,7 +218,10 @@ impl SshSession {
     /// [`REFUSAL_LOG_EVERY_REPEAT`]th repeat, so a flood of refusals is a
     /// handful of lines (each repeat is counted in the attempt's row).
     fn log_refusal(&self, attempt: &NewAuthAttempt, recorded: Option<Recorded>) {
-        let account = attempt.account_name.as_str();
+        // Already escaped by `printable_user_name`: shown as it is, so a
+        // line break reads `\n` once rather than `\\n`.
+        let quoted = format!("\"{}\"", attempt.account_name);
+        let account = tracing::field::display(&quoted);
         let fingerprint = attempt.fingerprint.as_deref().unwrap_or("-");
         let reason = attempt.reason.as_str();
         let peer = self.peer;
