@@ -1,0 +1,234 @@
+//! The accounts list and the account page with its forms: keys, uploads,
+//! enabling and disabling. An account the caller may not see answers 404.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use ferry_store::Role;
+
+use super::{Done, PageResult, html, notice, see_other};
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::forms::{SignedIn, SignedInForm};
+use crate::{service, views};
+
+pub(super) async fn accounts(State(state): State<AppState>, SignedIn(who): SignedIn) -> PageResult {
+    if let (Role::DistrictAdmin, Some(account)) = (who.role, &who.account) {
+        return Ok(see_other(&format!("/accounts/{account}")));
+    }
+    let list = service::visible_accounts(&state, &who).await?;
+    let stale = service::stale_accounts(&state).await?;
+    Ok(html(views::accounts(&who, &list, &stale, None)))
+}
+
+pub(super) async fn create_account(
+    State(state): State<AppState>,
+    form: SignedInForm,
+) -> PageResult {
+    let who = &form.principal;
+    who.check_vendor()?;
+    let name = form.fields.text("name");
+    let display_name = form.fields.text("display_name");
+    match service::create_account(&state, who, &name, Some(&display_name)).await {
+        Ok(account) => Ok(see_other(&format!(
+            "/accounts/{}?done=created",
+            account.name
+        ))),
+        Err(err) if err.status.is_client_error() => {
+            let list = service::visible_accounts(&state, who).await?;
+            let stale = service::stale_accounts(&state).await?;
+            let mut response = html(views::accounts(who, &list, &stale, Some(&err)));
+            *response.status_mut() = err.status;
+            Ok(response)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(super) async fn account(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    axum::extract::Query(done): axum::extract::Query<Done>,
+) -> PageResult {
+    render_account(
+        &state,
+        &who,
+        &name,
+        &headers,
+        notice(done.done.as_deref()),
+        None,
+    )
+    .await
+}
+
+pub(super) async fn render_account(
+    state: &AppState,
+    who: &Principal,
+    name: &str,
+    headers: &HeaderMap,
+    notice: Option<&str>,
+    key_error: Option<(&str, &ApiError, &str)>,
+) -> PageResult {
+    let account = who.visible_account(&state.store, name).await?;
+    let keys = state.store.keys(name).await?;
+    let attempts = state.store.auth_attempts(name, 20).await?;
+    let uploads = state.store.uploads(Some(name), 20).await?;
+    let audit = state.store.audit_events(Some(name), 30).await?;
+    let connect = service::connect_info(state, headers);
+    let stale = service::stale_accounts(state)
+        .await?
+        .contains(&account.name);
+    let view = views::AccountPage {
+        who,
+        account: &account,
+        stale,
+        connect: &connect,
+        keys: &keys,
+        attempts: &attempts,
+        uploads: &uploads,
+        audit: &audit,
+        notice,
+        key_error,
+    };
+    let mut response = html(views::account(&view));
+    if let Some((_, err, _)) = key_error {
+        *response.status_mut() = err.status;
+    }
+    Ok(response)
+}
+
+pub(super) async fn set_enabled(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    form: SignedInForm,
+) -> PageResult {
+    let enabled = form.fields.text("enabled") == "true";
+    service::set_account_enabled(&state, &form.principal, &name, enabled).await?;
+    let done = if enabled { "enabled" } else { "disabled" };
+    Ok(see_other(&format!("/accounts/{name}?done={done}")))
+}
+
+/// The key text of an add/replace form: the pasted text, then the file's.
+pub(super) fn key_text(form: &SignedInForm) -> Vec<u8> {
+    let mut text = form.fields.bytes("keys").to_vec();
+    let file = form.fields.bytes("file");
+    if !file.is_empty() {
+        if !text.is_empty() {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(file);
+    }
+    text
+}
+
+pub(super) async fn add_keys(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    form: SignedInForm,
+) -> PageResult {
+    key_form(&state, &name, &headers, &form, "add").await
+}
+
+pub(super) async fn replace_keys(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    form: SignedInForm,
+) -> PageResult {
+    key_form(&state, &name, &headers, &form, "replace").await
+}
+
+/// Adds or replaces keys; a refusal re-shows the page with every refused
+/// line next to the form and the text as sent.
+pub(super) async fn key_form(
+    state: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    form: &SignedInForm,
+    which: &str,
+) -> PageResult {
+    let who = &form.principal;
+    who.visible_account(&state.store, name).await?;
+    let text = key_text(form);
+    let outcome = if which == "add" {
+        service::add_keys(state, who, name, &text).await
+    } else {
+        service::replace_keys(state, who, name, &text).await
+    };
+    match outcome {
+        Ok(_) => {
+            let done = if which == "add" { "added" } else { "replaced" };
+            Ok(see_other(&format!("/accounts/{name}?done={done}#keys")))
+        }
+        Err(err) if err.status.is_client_error() && err.status != StatusCode::NOT_FOUND => {
+            let sent = String::from_utf8_lossy(form.fields.bytes("keys")).into_owned();
+            render_account(state, who, name, headers, None, Some((which, &err, &sent))).await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(super) async fn confirm_revoke(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path((name, id)): Path<(String, String)>,
+) -> PageResult {
+    who.visible_account(&state.store, &name).await?;
+    let keys = service::keys(&state, &who, &name).await?;
+    let key = keys
+        .iter()
+        .find(|key| key.id.to_string() == id || key.fingerprint == id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("account `{name}` has no key `{id}`; go back to the account page"),
+            )
+        })?;
+    Ok(html(views::confirm_revoke(&who, &name, key)))
+}
+
+pub(super) async fn revoke_key(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    form: SignedInForm,
+) -> PageResult {
+    service::revoke_key(&state, &form.principal, &name, &id).await?;
+    Ok(see_other(&format!("/accounts/{name}?done=revoked#keys")))
+}
+
+pub(super) async fn cancel_key(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    form: SignedInForm,
+) -> PageResult {
+    service::cancel_key(&state, &form.principal, &name, &id).await?;
+    Ok(see_other(&format!("/accounts/{name}?done=cancelled#keys")))
+}
+
+pub(super) async fn activate_key(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    form: SignedInForm,
+) -> PageResult {
+    service::activate_key(&state, &form.principal, &name, &id).await?;
+    Ok(see_other(&format!("/accounts/{name}?done=activated#keys")))
+}
+
+/// Approves or rejects a held upload (one handler for both routes).
+pub(super) async fn decide_upload(
+    state: AppState,
+    name: String,
+    id: String,
+    form: SignedInForm,
+    decision: service::UploadDecision,
+) -> PageResult {
+    service::decide_upload(&state, &form.principal, &name, &id, decision).await?;
+    let done = match decision {
+        service::UploadDecision::Approve => "approved",
+        service::UploadDecision::Reject => "rejected",
+    };
+    Ok(see_other(&format!("/accounts/{name}?done={done}#uploads")))
+}
