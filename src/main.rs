@@ -6,6 +6,7 @@
 
 mod commands;
 mod config;
+mod operations;
 mod serve;
 mod uploads;
 
@@ -50,6 +51,21 @@ enum Command {
     /// Manage API tokens (`Authorization: Bearer …` for the JSON API).
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// The overview: the last 24 hours, accounts needing attention first.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// all, attention, failed, held, no-key, stale, rejected, refused, ok.
+        #[arg(long, default_value = "all")]
+        state: String,
+        /// Part of the account's name or display name.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = 100)]
+        per_page: u32,
+    },
     /// Finished uploads in the ingest queue: list, show, and decide on held or failed ones.
     #[command(subcommand)]
     Uploads(uploads::UploadsCommand),
@@ -87,5 +103,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Admin(cmd) => commands::admin(&config, cmd).await,
         Command::Token(cmd) => commands::token(&config, cmd).await,
         Command::Uploads(cmd) => uploads::uploads(&config, cmd).await,
+        Command::Status {
+            json,
+            state,
+            search,
+            page,
+            per_page,
+        } => operations::status(&config, json, &state, search, page, per_page).await,
     }
 }

@@ -16,12 +16,18 @@
 
 mod accounts;
 mod admins;
+mod contacts;
 mod db;
 mod error;
 mod events;
+mod import;
+mod invitations;
 mod keys;
 mod model;
+mod notices;
+mod overview;
 mod queue;
+mod refusals;
 mod sessions;
 mod time;
 mod uploads;
@@ -29,14 +35,25 @@ mod uploads;
 pub use admins::{
     Admin, ApiToken, MIN_PASSWORD_CHARS, Role, TOKEN_PREFIX, token_hash, token_hashes_match,
 };
+pub use contacts::{MAX_CONTACTS_PER_ACCOUNT, normalise_contacts, valid_email};
 pub use db::Backend;
 pub use error::{Result, StoreError};
+pub use import::{ImportAction, ImportError, ImportRow, ImportedAccount, parse_import_csv};
+pub use invitations::{INVITATION_VALID_MS, Invitation};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
     Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, KeyRecord,
     KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload, UploadState,
 };
+pub use notices::{
+    Channel, ExpiringKey, NewMessage, NoticeEvent, NoticeKind, OutboxCounts, OutboxMessage, Queued,
+};
+pub use overview::{
+    Attention, KeySummary, LastFile, OVERVIEW_WINDOW_MS, OverviewCounts, OverviewFilter,
+    OverviewPage, OverviewQuery, OverviewRow,
+};
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
+pub use refusals::{RefusedLogins, RepeatedRefusal};
 pub use sessions::{SessionLimits, WebSession};
 pub use time::format_timestamp;
 

@@ -44,7 +44,9 @@ use crate::{AppState, HostKey, service};
         auth_attempts,
         uploads,
         approve_upload,
-        reject_upload
+        reject_upload,
+        crate::operations::overview_json,
+        crate::operations::import_accounts
     ),
     components(schemas(ErrorBody, HostKey, NewAccount, AccountPatch))
 )]
@@ -246,17 +248,22 @@ pub(crate) async fn get_account(
 ) -> ApiResult<Json<Value>> {
     let account = principal.visible_account(&state.store, &name).await?;
     let stale = service::stale_accounts(&state).await?;
-    Ok(Json(service::account_json(&account, &stale)))
+    let mut value = service::account_json(&account, &stale);
+    value["contacts"] = json!(state.store.contacts(&name).await?);
+    Ok(Json(value))
 }
 
 /// `PATCH /api/v1/accounts/{name}` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct AccountPatch {
-    /// Allow (true) or refuse (false) logins.
-    enabled: bool,
+    /// Allow (true) or refuse (false) logins (vendor admins).
+    enabled: Option<bool>,
+    /// The district contacts, replacing the list (`[]` removes them all).
+    contacts: Option<Vec<String>>,
 }
 
-/// Enables or disables an account (vendor admin only).
+/// Enables or disables an account (vendor admin only), or sets its district
+/// contacts (a district admin may set its own).
 #[utoipa::path(patch, path = "/api/v1/accounts/{name}", request_body = AccountPatch, params(("name" = String, Path, description = "account name")), responses(
     (status = 200, description = "the account"),
     (status = 404, description = "no such account, or not a vendor admin", body = ErrorBody)))]
@@ -266,11 +273,25 @@ pub(crate) async fn patch_account(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    principal.check_vendor()?;
-    let patch: AccountPatch = json_body(body, r#"{"enabled": false}"#)?;
-    let account = service::set_account_enabled(&state, &principal, &name, patch.enabled).await?;
-    Ok(Json(json!(account)))
+    let account = principal.visible_account(&state.store, &name).await?;
+    let patch: AccountPatch = json_body(
+        body,
+        r#"{"enabled": false} or {"contacts": ["it@district.k12.us"]}"#,
+    )?;
+    let account = match patch.enabled {
+        Some(enabled) => service::set_account_enabled(&state, &principal, &name, enabled).await?,
+        None => account,
+    };
+    if let Some(contacts) = &patch.contacts {
+        state
+            .store
+            .set_contacts(&name, contacts, &principal.actor())
+            .await?;
+    }
+    let stale = service::stale_accounts(&state).await?;
+    let mut value = service::account_json(&account, &stale);
+    value["contacts"] = json!(state.store.contacts(&name).await?);
+    Ok(Json(value))
 }
 
 /// The account's keys, history included.

@@ -361,6 +361,7 @@ async fn the_cookie_is_secure_behind_https() {
         public_url: "https://sftp.example.org".into(),
         session_limits: SessionLimits::default(),
         metrics: None,
+        mailer: None,
     });
     let answer = sign_in(&app, "root", PASSWORD).await;
     let (_, line) = session_cookie(&answer);
@@ -617,6 +618,7 @@ async fn the_setup_link_creates_the_first_vendor_admin_once() {
         public_url: String::new(),
         session_limits: SessionLimits::default(),
         metrics: None,
+        mailer: None,
     });
     let path = web
         .offer_setup_link()

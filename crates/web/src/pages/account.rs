@@ -12,13 +12,57 @@ use crate::error::ApiError;
 use crate::forms::{SignedIn, SignedInForm};
 use crate::{service, views};
 
-pub(super) async fn accounts(State(state): State<AppState>, SignedIn(who): SignedIn) -> PageResult {
+/// `?q=&page=` of the accounts list.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct ListParams {
+    q: Option<String>,
+    page: Option<usize>,
+}
+
+/// Accounts per page of the list.
+const ACCOUNTS_PER_PAGE: usize = 50;
+
+/// The accounts list page: searched, paged, with an optional form error.
+async fn render_accounts(
+    state: &AppState,
+    who: &Principal,
+    params: &ListParams,
+    error: Option<&ApiError>,
+) -> PageResult {
+    let search = params.q.as_deref().unwrap_or("").trim();
+    let all = service::search_accounts(state, who, search).await?;
+    let pages = all.len().div_ceil(ACCOUNTS_PER_PAGE).max(1);
+    let page = params.page.unwrap_or(1).clamp(1, pages);
+    let shown: Vec<_> = all
+        .iter()
+        .skip((page - 1) * ACCOUNTS_PER_PAGE)
+        .take(ACCOUNTS_PER_PAGE)
+        .cloned()
+        .collect();
+    let stale = service::stale_accounts(state).await?;
+    let list = views::AccountList {
+        accounts: &shown,
+        search,
+        page,
+        pages,
+        total: all.len(),
+    };
+    let mut response = html(views::accounts(who, &list, &stale, error));
+    if let Some(err) = error {
+        *response.status_mut() = err.status;
+    }
+    Ok(response)
+}
+
+pub(super) async fn accounts(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    axum::extract::Query(params): axum::extract::Query<ListParams>,
+) -> PageResult {
     if let (Role::DistrictAdmin, Some(account)) = (who.role, &who.account) {
         return Ok(see_other(&format!("/accounts/{account}")));
     }
-    let list = service::visible_accounts(&state, &who).await?;
-    let stale = service::stale_accounts(&state).await?;
-    Ok(html(views::accounts(&who, &list, &stale, None)))
+    render_accounts(&state, &who, &params, None).await
 }
 
 pub(super) async fn create_account(
@@ -35,11 +79,7 @@ pub(super) async fn create_account(
             account.name
         ))),
         Err(err) if err.status.is_client_error() => {
-            let list = service::visible_accounts(&state, who).await?;
-            let stale = service::stale_accounts(&state).await?;
-            let mut response = html(views::accounts(who, &list, &stale, Some(&err)));
-            *response.status_mut() = err.status;
-            Ok(response)
+            render_accounts(&state, who, &ListParams::default(), Some(&err)).await
         }
         Err(err) => Err(err.into()),
     }
@@ -52,15 +92,11 @@ pub(super) async fn account(
     headers: HeaderMap,
     axum::extract::Query(done): axum::extract::Query<Done>,
 ) -> PageResult {
-    render_account(
-        &state,
-        &who,
-        &name,
-        &headers,
-        notice(done.done.as_deref()),
-        None,
-    )
-    .await
+    let extras = super::people::AccountExtras {
+        notice: notice(done.done.as_deref()),
+        ..Default::default()
+    };
+    render_account(&state, &who, &name, &headers, &extras, None).await
 }
 
 pub(super) async fn render_account(
@@ -68,7 +104,7 @@ pub(super) async fn render_account(
     who: &Principal,
     name: &str,
     headers: &HeaderMap,
-    notice: Option<&str>,
+    extras: &super::people::AccountExtras<'_>,
     key_error: Option<(&str, &ApiError, &str)>,
 ) -> PageResult {
     let account = who.visible_account(&state.store, name).await?;
@@ -76,6 +112,13 @@ pub(super) async fn render_account(
     let attempts = state.store.auth_attempts(name, 20).await?;
     let uploads = state.store.uploads(Some(name), 20).await?;
     let audit = state.store.audit_events(Some(name), 30).await?;
+    let contacts = state.store.contacts(name).await?;
+    let invitations = if who.is_vendor() {
+        state.store.invitations(name).await?
+    } else {
+        Vec::new()
+    };
+    let now = state.store.now().await?;
     let connect = service::connect_info(state, headers);
     let stale = service::stale_accounts(state)
         .await?
@@ -89,7 +132,12 @@ pub(super) async fn render_account(
         attempts: &attempts,
         uploads: &uploads,
         audit: &audit,
-        notice,
+        notice: extras.notice,
+        contacts: &contacts,
+        invitations: &invitations,
+        now,
+        new_invitation: extras.new_invitation,
+        can_email: state.mailer.is_some(),
         key_error,
     };
     let mut response = html(views::account(&view));
@@ -165,7 +213,16 @@ pub(super) async fn key_form(
         }
         Err(err) if err.status.is_client_error() && err.status != StatusCode::NOT_FOUND => {
             let sent = String::from_utf8_lossy(form.fields.bytes("keys")).into_owned();
-            render_account(state, who, name, headers, None, Some((which, &err, &sent))).await
+            let extras = super::people::AccountExtras::default();
+            render_account(
+                state,
+                who,
+                name,
+                headers,
+                &extras,
+                Some((which, &err, &sent)),
+            )
+            .await
         }
         Err(err) => Err(err.into()),
     }

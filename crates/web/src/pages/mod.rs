@@ -22,10 +22,12 @@ use crate::{AppState, Routes};
 
 mod account;
 mod admins;
+mod people;
 mod session;
 
 use account::*;
 use admins::*;
+use people::*;
 use session::*;
 
 pub(crate) type PageResult = Result<Response, PageError>;
@@ -40,6 +42,20 @@ pub(crate) fn routes() -> Routes {
         .public("/setup/{secret}", get(setup_form).post(setup))
         // Signs out a session; without one it sends the browser to sign in.
         .public("/sign-out", post(sign_out))
+        // The invited person has no session yet; the link's secret is the key.
+        .public("/invite/{secret}", get(invite_form).post(accept_invite))
+        .add("/overview", &["GET"], get(crate::operations::overview_page))
+        .add("/accounts/{name}/contacts", &["POST"], post(set_contacts))
+        .add(
+            "/accounts/{name}/invitations",
+            &["POST"],
+            post(create_invitation),
+        )
+        .add(
+            "/accounts/{name}/invitations/{id}/withdraw",
+            &["POST"],
+            post(withdraw_invitation),
+        )
         .add(
             "/accounts",
             &["GET", "POST"],
@@ -174,6 +190,8 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "admin-enabled" => "Admin user enabled.",
         "admin-disabled" => "Admin user disabled and signed out.",
         "token-revoked" => "Token revoked.",
+        "contacts" => "Contacts saved.",
+        "withdrawn" => "Invitation withdrawn: its link no longer works.",
         "approved" => "Upload approved: it is handed over on the next pass.",
         "rejected" => "Upload rejected: it is archived and never handed over.",
         _ => return None,

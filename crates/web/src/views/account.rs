@@ -12,13 +12,27 @@ use crate::service::ConnectInfo;
 /// The accounts list (vendor admin), with the create form.
 pub(crate) fn accounts(
     who: &Principal,
-    accounts: &[Account],
+    list: &AccountList<'_>,
     stale: &[String],
     error: Option<&ApiError>,
 ) -> Markup {
+    let accounts = list.accounts;
+    let q = list.search;
+    let link = |page: usize| {
+        let mut url = format!("/accounts?page={page}");
+        if !q.is_empty() {
+            url.push_str("&q=");
+            url.extend(form_urlencoded::byte_serialize(q.as_bytes()));
+        }
+        url
+    };
     let body = html! {
         h1 { "Accounts" }
         section {
+            form.row method="get" action="/accounts" {
+                label { "Search " input id="accounts-search" type="search" name="q" value=(q) placeholder="name or district"; }
+                button type="submit" { "Search" }
+            }
             table {
                 thead { tr { th { "Account (SSH user name)" } th { "Name" } th { "Logins" } th { "Files" } th { "Created" } } }
                 tbody {
@@ -33,7 +47,12 @@ pub(crate) fn accounts(
                     }
                 }
             }
-            @if accounts.is_empty() { p.muted { "No accounts yet." } }
+            @if accounts.is_empty() { p.muted { @if q.is_empty() { "No accounts yet." } @else { "No account matches." } } }
+            p.pages {
+                @if list.page > 1 { a id="accounts-prev" href=(link(list.page - 1)) { "← Previous" } " " }
+                "Page " (list.page) " of " (list.pages) " (" (list.total) " accounts)"
+                @if list.page < list.pages { " " a id="accounts-next" href=(link(list.page + 1)) { "Next →" } }
+            }
         }
         @if who.is_vendor() {
             section {
@@ -53,6 +72,16 @@ pub(crate) fn accounts(
     page("Accounts", Some(who), &body)
 }
 
+/// One page of the accounts list.
+#[derive(Debug)]
+pub(crate) struct AccountList<'a> {
+    pub(crate) accounts: &'a [Account],
+    pub(crate) search: &'a str,
+    pub(crate) page: usize,
+    pub(crate) pages: usize,
+    pub(crate) total: usize,
+}
+
 /// Everything the account page shows.
 #[derive(Debug)]
 pub(crate) struct AccountPage<'a> {
@@ -66,6 +95,16 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) uploads: &'a [Upload],
     pub(crate) audit: &'a [AuditEvent],
     pub(crate) notice: Option<&'a str>,
+    /// District contacts.
+    pub(crate) contacts: &'a [String],
+    /// Invitations (shown to vendor admins).
+    pub(crate) invitations: &'a [ferry_store::Invitation],
+    /// The database clock.
+    pub(crate) now: i64,
+    /// An invitation just made.
+    pub(crate) new_invitation: Option<&'a super::NewInvitation>,
+    /// Whether invitations can be e-mailed.
+    pub(crate) can_email: bool,
     /// A refused key form: which form (`add` / `replace`), the error, the text sent.
     pub(crate) key_error: Option<(&'a str, &'a ApiError, &'a str)>,
 }
@@ -98,6 +137,8 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
         (connect_section(view))
         (keys_section(view, &base))
         (key_forms(view, &base))
+        (super::guide(view.connect, &account.name))
+        (super::people_section(who, &account.name, view.contacts, view.invitations, view.now, view.new_invitation, view.can_email))
         section id="attempts" {
             h2 { "Recent login attempts" }
             p.muted { "Newest first. The reason says why a login was refused." }

@@ -17,10 +17,16 @@ use maud::{DOCTYPE, Markup, html};
 
 mod account;
 mod admins;
+mod guide;
+mod overview;
+mod people;
 mod session;
 
 pub(crate) use account::*;
 pub(crate) use admins::*;
+pub(crate) use guide::*;
+pub(crate) use overview::*;
+pub(crate) use people::*;
 pub(crate) use session::*;
 
 use crate::auth::Principal;
@@ -77,6 +83,7 @@ pub(crate) fn page(title: &str, who: Option<&Principal>, body: &Markup) -> Marku
                     a.brand href="/" { "Ferry" }
                     @if let Some(who) = who {
                         nav {
+                            a href="/overview" { "Overview" }
                             a href="/accounts" { "Accounts" }
                             @if who.is_vendor() { a href="/admins" { "Admins and tokens" } }
                         }
