@@ -184,7 +184,7 @@ async fn main() {
             String::new(),
         ),
     ] {
-        let mut size = 0;
+        let size = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let timing = time(7, || {
             let mut request = Request::get(path);
             if auth.is_empty() {
@@ -194,17 +194,17 @@ async fn main() {
             }
             let request = request.body(Body::empty()).expect("request");
             let router = router.clone();
-            let size = &mut size;
+            let size = size.clone();
             async move {
                 let response = router.oneshot(request).await.expect("answer");
                 assert!(response.status().is_success(), "{}", response.status());
-                *size = response
+                size.store(response
                     .into_body()
                     .collect()
                     .await
                     .expect("body")
                     .to_bytes()
-                    .len();
+                    .len(), std::sync::atomic::Ordering::Relaxed);
             }
         })
         .await;
@@ -212,7 +212,7 @@ async fn main() {
             "| {backend} | {what} | {:.0} ms | {:.0} ms | {} KiB |",
             timing.0.as_secs_f64() * 1000.0,
             timing.1.as_secs_f64() * 1000.0,
-            size / 1024
+            size.load(std::sync::atomic::Ordering::Relaxed) / 1024
         );
     }
     store.close().await;
