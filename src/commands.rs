@@ -64,6 +64,16 @@ pub enum AccountCommand {
         /// Bytes the account may hold in /inbound plus uploads in progress (e.g. 50GiB), or default ([sftp] quota).
         #[arg(long, value_name = "SIZE|default")]
         quota: Option<String>,
+        /// A district contact (repeatable): the list becomes exactly these; `--contact none` removes them all.
+        #[arg(long = "contact", value_name = "EMAIL")]
+        contacts: Vec<String>,
+    },
+    /// Create and update accounts from a CSV file (name, display_name, contacts, expected_every); running it twice changes nothing.
+    Import {
+        file: std::path::PathBuf,
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -138,6 +148,16 @@ pub enum AdminCommand {
         #[arg(long)]
         account: Option<String>,
     },
+    /// Invite a district admin: prints a one-time link (7 days) with which they set their own password.
+    Invite {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        /// Also e-mail the link to EMAIL (needs notify.smtp_url).
+        #[arg(long)]
+        send: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,8 +190,13 @@ impl From<RoleArg> for Role {
 
 #[derive(Subcommand)]
 pub enum HostKeyCommand {
-    /// Print the host public keys and their fingerprints.
-    Show,
+    /// Print the host public keys as .pub lines (each after a comment with
+    /// its fingerprint), or as known_hosts lines for HOST[:PORT].
+    Show {
+        /// Print known_hosts lines for this address (default port 22).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        known_hosts: Option<String>,
+    },
 }
 
 /// The actor recorded in the audit log for command-line changes: the
@@ -308,6 +333,9 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
                 }
             }
         }
+        AccountCommand::Import { file, dry_run } => {
+            return crate::operations::import(config, &store, &file, dry_run).await;
+        }
         AccountCommand::Set {
             name,
             legacy_clients,
@@ -315,20 +343,34 @@ pub async fn account(config: &Config, cmd: AccountCommand) -> anyhow::Result<Exi
             max_handles,
             max_file_size,
             quota,
+            contacts,
         } => {
             let limits = LimitsChange {
                 max_handles: limit_arg("--max-handles", max_handles.as_deref(), count)?,
                 max_file_size: limit_arg("--max-file-size", max_file_size.as_deref(), parse_size)?,
                 quota: limit_arg("--quota", quota.as_deref(), parse_size)?,
             };
-            if legacy_clients.is_none() && expected_every.is_none() && limits.is_empty() {
+            if legacy_clients.is_none()
+                && expected_every.is_none()
+                && limits.is_empty()
+                && contacts.is_empty()
+            {
                 bail!(
-                    "nothing to change: give --legacy-clients on|off, --expected-every DURATION|off, --max-handles N, --max-file-size SIZE or --quota SIZE"
+                    "nothing to change: give --legacy-clients on|off, --expected-every DURATION|off, --max-handles N, --max-file-size SIZE, --quota SIZE or --contact EMAIL"
                 );
             }
             if !limits.is_empty() {
                 let account = store.set_account_limits(&name, limits, &actor()).await?;
                 println!("account {name}: {}", describe_limits(&account.limits));
+            }
+            if !contacts.is_empty() {
+                let list: Vec<String> = contacts.into_iter().filter(|c| c != "none").collect();
+                let stored = store.set_contacts(&name, &list, &actor()).await?;
+                if stored.is_empty() {
+                    println!("account {name}: no contacts");
+                } else {
+                    println!("account {name}: contacts {}", stored.join(", "));
+                }
             }
             if let Some(on) = legacy_clients {
                 let on = matches!(on, OnOff::On);
@@ -592,20 +634,42 @@ pub async fn authorized_keys(config: &Config, account: &str) -> anyhow::Result<E
 }
 
 pub fn host_key(config: &Config, cmd: HostKeyCommand) -> anyhow::Result<ExitCode> {
-    let HostKeyCommand::Show = cmd;
+    let HostKeyCommand::Show { known_hosts } = cmd;
     let keys = ferry_sftp::host_keys::HostKeys::load_or_create(&config.data_dir)?;
+    let name = match &known_hosts {
+        Some(address) => Some(crate::operations::known_hosts_name(address)?),
+        None => None,
+    };
     for key in keys.public_keys() {
-        println!("{}\t{}", key.fingerprint, key.openssh);
+        // `type base64` without the file's comment: what .pub and known_hosts take.
+        let key_part = key
+            .openssh
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!("# {} {}", key.algorithm, key.fingerprint);
+        match &name {
+            Some(name) => println!("{name} {key_part}"),
+            None => println!("{key_part}"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn admin(config: &Config, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
-    let AdminCommand::Create {
-        username,
-        role,
-        account,
-    } = cmd;
+    let (username, role, account) = match cmd {
+        AdminCommand::Create {
+            username,
+            role,
+            account,
+        } => (username, role, account),
+        AdminCommand::Invite {
+            account,
+            email,
+            send,
+        } => return crate::operations::invite(config, &account, &email, send).await,
+    };
     let mut input = String::new();
     std::io::stdin()
         .take(64 * 1024)

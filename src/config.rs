@@ -28,6 +28,9 @@ pub struct Config {
     pub database_url: String,
     pub keys: Keys,
     pub ingest: Ingest,
+    pub notify: Notify,
+    /// `text` or `json` (`[log] format`).
+    pub log_format: String,
     /// Where the configuration came from, for the start-up log.
     pub source: String,
 }
@@ -50,6 +53,8 @@ pub struct Sftp {
     pub penalty_exempt: Vec<IpNet>,
     pub attempts_retention: Duration,
     pub legacy_algorithms: bool,
+    /// The (host, port) districts connect to, when set.
+    pub public_address: Option<(String, u16)>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +89,36 @@ pub struct Ingest {
     pub handoff: ferry_ingest::HandoffSettings,
 }
 
+/// `[notify]`: notifications (see config/ferry.toml).
+#[derive(Clone)]
+pub struct Notify {
+    pub smtp_url: Option<String>,
+    pub from: String,
+    pub vendor_emails: Vec<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: String,
+    pub repeat_after: Duration,
+    pub digest_at: Option<(u32, u32)>,
+    pub refused_logins: i64,
+    pub refused_logins_window: Duration,
+    pub poll_interval: Duration,
+    pub check_interval: Duration,
+    pub retry_backoff: Duration,
+}
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SMTP URL may hold a password, the webhook secret is one.
+        f.debug_struct("Notify")
+            .field("smtp", &self.smtp_url.as_ref().map(|_| "set"))
+            .field("from", &self.from)
+            .field("vendor_emails", &self.vendor_emails)
+            .field("webhook", &self.webhook_url.as_ref().map(|_| "set"))
+            .field("repeat_after", &self.repeat_after)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The file's shape; strings are checked and converted in [`Config::from_raw`].
 /// `web.public_url`: empty, or an http(s) URL (trailing `/` dropped).
 fn public_url(text: &str) -> anyhow::Result<String> {
@@ -107,6 +142,31 @@ struct RawConfig {
     database: RawDatabase,
     keys: RawKeys,
     ingest: RawIngest,
+    notify: RawNotify,
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    smtp_url: String,
+    from: String,
+    vendor_emails: Vec<String>,
+    webhook_url: String,
+    webhook_secret: String,
+    repeat_after: String,
+    digest_at: String,
+    refused_logins: i64,
+    refused_logins_window: String,
+    poll_interval: String,
+    check_interval: String,
+    retry_backoff: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: String,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +188,7 @@ struct RawSftp {
     penalty_exempt: Vec<String>,
     attempts_retention: String,
     legacy_algorithms: bool,
+    public_address: String,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +296,12 @@ impl Config {
                 min_rsa_bits: raw.keys.min_rsa_bits,
             },
             ingest: ingest(raw.ingest)?,
+            notify: notify(raw.notify)?,
+            log_format: match raw.log.format.trim() {
+                "text" | "" => "text".to_owned(),
+                "json" => "json".to_owned(),
+                other => bail!("log.format = {other:?}: write \"text\" or \"json\""),
+            },
             source: source.to_owned(),
         };
         if !(config.database_url.starts_with("sqlite:")
@@ -288,6 +355,7 @@ fn sftp(raw: RawSftp) -> anyhow::Result<Sftp> {
         penalty_exempt: networks("sftp.penalty_exempt", &raw.penalty_exempt)?,
         attempts_retention: duration("sftp.attempts_retention", &raw.attempts_retention)?,
         legacy_algorithms: raw.legacy_algorithms,
+        public_address: public_address(&raw.public_address)?,
     })
 }
 
@@ -397,6 +465,118 @@ fn ingest(raw: RawIngest) -> anyhow::Result<Ingest> {
             )? as u32,
             webhook_backoff: duration("ingest.webhook_backoff", &raw.webhook_backoff)?,
         },
+    })
+}
+
+/// `sftp.public_address`: empty, `host` (port 22) or `host:port` (`[v6]:port`).
+fn public_address(text: &str) -> anyhow::Result<Option<(String, u16)>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        anyhow::anyhow!(
+            "sftp.public_address = {text:?} is not host or host:port: write it like \"sftp.example.org\" or \"sftp.example.org:2222\", or leave it empty"
+        )
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, port.parse().map_err(|_| bad())?),
+            None if after.is_empty() => (host, 22),
+            None => return Err(bad()),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, port.parse().map_err(|_| bad())?),
+            Some(_) => (text, 22),
+            None => (text, 22),
+        }
+    };
+    if host.is_empty() || host.contains(['/', ' ', '@']) || port == 0 {
+        return Err(bad());
+    }
+    Ok(Some((host.to_owned(), port)))
+}
+
+/// Checks and converts `[notify]`.
+fn notify(raw: RawNotify) -> anyhow::Result<Notify> {
+    let smtp_url = Some(raw.smtp_url.trim().to_owned()).filter(|u| !u.is_empty());
+    if let Some(url) = &smtp_url {
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            bail!(
+                "notify.smtp_url must start with smtp:// or smtps://, like smtp://user:password@mail.example.org:587?tls=required"
+            );
+        }
+        if raw.from.trim().is_empty() {
+            bail!(
+                "notify.from is empty while notify.smtp_url is set: set the sender, like \"Ferry <ferry@vendor.example>\""
+            );
+        }
+    }
+    for email in &raw.vendor_emails {
+        if !ferry_store::valid_email(email.trim()) {
+            bail!("notify.vendor_emails: {email:?} is not an e-mail address");
+        }
+    }
+    let webhook_url = Some(raw.webhook_url.trim().to_owned()).filter(|u| !u.is_empty());
+    if let Some(url) = &webhook_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!(
+                "notify.webhook_url = {url:?}: must start with https:// (or http://), or be empty"
+            );
+        }
+        if raw.webhook_secret.is_empty() {
+            bail!(
+                "notify.webhook_secret is empty while notify.webhook_url is set: set a secret (preferably in FERRY_NOTIFY__WEBHOOK_SECRET) so the receiver can verify X-Ferry-Signature"
+            );
+        }
+    }
+    let digest_at = match raw.digest_at.trim() {
+        "" => None,
+        text => {
+            let parsed = text
+                .split_once(':')
+                .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
+                .filter(|(h, m)| *h < 24 && *m < 60);
+            Some(parsed.ok_or_else(|| {
+                anyhow::anyhow!("notify.digest_at = {text:?}: write a UTC time like \"07:00\", or leave it empty")
+            })?)
+        }
+    };
+    let poll_interval = duration("notify.poll_interval", &raw.poll_interval)?;
+    let check_interval = duration("notify.check_interval", &raw.check_interval)?;
+    for (key, value) in [
+        ("notify.poll_interval", poll_interval),
+        ("notify.check_interval", check_interval),
+    ] {
+        if value.is_zero() {
+            bail!("{key} = 0s: must be longer than zero, like 5s or 1m");
+        }
+    }
+    Ok(Notify {
+        smtp_url,
+        from: raw.from.trim().to_owned(),
+        vendor_emails: raw
+            .vendor_emails
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .collect(),
+        webhook_url,
+        webhook_secret: raw.webhook_secret,
+        repeat_after: duration("notify.repeat_after", &raw.repeat_after)?,
+        digest_at,
+        refused_logins: at_least_one(
+            "notify.refused_logins",
+            usize::try_from(raw.refused_logins).unwrap_or(0),
+        )? as i64,
+        refused_logins_window: duration(
+            "notify.refused_logins_window",
+            &raw.refused_logins_window,
+        )?,
+        poll_interval,
+        check_interval,
+        retry_backoff: duration("notify.retry_backoff", &raw.retry_backoff)?,
     })
 }
 
@@ -672,6 +852,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.ingest.handoff.command, ["/bin/true"]);
+    }
+
+    #[test]
+    fn notify_public_address_and_log_format() {
+        let c = Config::parse(None, &[], "defaults").unwrap();
+        assert_eq!(c.notify.smtp_url, None);
+        assert_eq!(c.notify.repeat_after, Duration::from_secs(12 * 3600));
+        assert_eq!(c.sftp.public_address, None);
+        assert_eq!(c.log_format, "text");
+        let file = "[sftp]\npublic_address = \"sftp.example.org:2200\"\n[notify]\nsmtp_url = \"smtp://127.0.0.1:2525\"\nfrom = \"Ferry <f@x.org>\"\nvendor_emails = [\"ops@vendor.example\"]\ndigest_at = \"07:30\"\n";
+        let c = Config::parse(Some(file), &env(&[("FERRY_LOG__FORMAT", "json")]), "t").unwrap();
+        assert_eq!(
+            c.sftp.public_address,
+            Some(("sftp.example.org".to_owned(), 2200))
+        );
+        assert_eq!(c.notify.digest_at, Some((7, 30)));
+        assert_eq!(c.log_format, "json");
+        let c =
+            Config::parse(Some("[sftp]\npublic_address = \"[2001:db8::1]\""), &[], "t").unwrap();
+        assert_eq!(c.sftp.public_address, Some(("2001:db8::1".to_owned(), 22)));
+        let err = |file: &str| Config::parse(Some(file), &[], "f").unwrap_err().to_string();
+        assert!(err("[notify]\nsmtp_url = \"smtp://x:25\"").contains("notify.from"));
+        assert!(err("[notify]\nsmtp_url = \"mail.example.org\"").contains("notify.smtp_url"));
+        assert!(
+            err("[notify]\nwebhook_url = \"https://x\"").contains("FERRY_NOTIFY__WEBHOOK_SECRET")
+        );
+        assert!(err("[notify]\ndigest_at = \"25:00\"").contains("notify.digest_at"));
+        assert!(err("[notify]\nvendor_emails = [\"nope\"]").contains("notify.vendor_emails"));
+        assert!(err("[sftp]\npublic_address = \"host:port\"").contains("sftp.public_address"));
+        assert!(err("[log]\nformat = \"xml\"").contains("log.format"));
     }
 
     #[test]

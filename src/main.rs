@@ -7,6 +7,7 @@
 mod commands;
 mod config;
 mod log_writer;
+mod operations;
 mod penalties;
 mod process;
 mod serve;
@@ -53,6 +54,21 @@ enum Command {
     /// Manage API tokens (`Authorization: Bearer …` for the JSON API).
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// The overview: the last 24 hours, accounts needing attention first.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// all, attention, failed, held, no-key, stale, rejected, refused, ok.
+        #[arg(long, default_value = "all")]
+        state: String,
+        /// Part of the account's name or display name.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = 100)]
+        per_page: u32,
+    },
     /// Finished uploads in the ingest queue: list, show, and decide on held or failed ones.
     #[command(subcommand)]
     Uploads(uploads::UploadsCommand),
@@ -95,5 +111,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Token(cmd) => commands::token(&config, cmd).await,
         Command::Uploads(cmd) => uploads::uploads(&config, cmd).await,
         Command::Penalties(cmd) => penalties::penalties(&config, cmd).await,
+        Command::Status {
+            json,
+            state,
+            search,
+            page,
+            per_page,
+        } => operations::status(&config, json, &state, search, page, per_page).await,
     }
 }

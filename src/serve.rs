@@ -8,7 +8,7 @@ use crate::config::Config;
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging();
+    init_logging(&config.log_format);
     tracing::info!(config = %config.source, data_dir = %config.data_dir.display(), "starting ferry {}", env!("CARGO_PKG_VERSION"));
     crate::process::secure_data_dir(&config)?;
     crate::process::ignore_file_size_signal();
@@ -68,7 +68,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             penalty_exempt: config.sftp.penalty_exempt.clone(),
             attempts_retention: config.sftp.attempts_retention,
             legacy_algorithms: config.sftp.legacy_algorithms,
-            node: node_name(&config),
+            node: node_id(&config),
         };
         let server = SftpServer::bind(settings, store.clone(), &host_keys).await?;
         let addr = server.local_addr()?;
@@ -98,6 +98,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let web_url = if config.web.public_url.is_empty() {
+        format!("http://{}", config.web.listen)
+    } else {
+        config.web.public_url.clone()
+    };
+    let mailer = match &config.notify.smtp_url {
+        Some(url) => Some(ferry_notify::Mailer::new(url, &config.notify.from)?),
+        None => None,
+    };
+    let notify = tokio::spawn(ferry_notify::run(
+        notify_settings(&config, &web_url),
+        store.clone(),
+        stopped(),
+    ));
+
     let web = if config.web.enabled {
         let listener = tokio::net::TcpListener::bind(config.web.listen)
             .await
@@ -120,12 +135,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     openssh: key.openssh,
                 })
                 .collect(),
-            sftp_host: if sftp_addr.ip().is_unspecified() {
-                String::new()
-            } else {
-                sftp_addr.ip().to_string()
+            sftp_host: match &config.sftp.public_address {
+                Some((host, _)) => host.clone(),
+                None if sftp_addr.ip().is_unspecified() => String::new(),
+                None => sftp_addr.ip().to_string(),
             },
-            sftp_port: sftp_addr.port(),
+            sftp_port: config
+                .sftp
+                .public_address
+                .as_ref()
+                .map_or(sftp_addr.port(), |(_, port)| *port),
             propagation_delay_ms: i64::try_from(config.keys.propagation_delay.as_millis())
                 .unwrap_or(i64::MAX),
             key_policy: ferry_keys::KeyPolicy {
@@ -138,6 +157,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             },
             session_limits: ferry_store::SessionLimits::default(),
             metrics: metrics.clone(),
+            mailer: mailer.clone(),
         };
         let public_url = web_config.public_url.clone();
         let web = ferry_web::Web::with_limits(web_config, config.web.limits.clone());
@@ -160,6 +180,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(ingest) = ingest {
         ingest.await.context("ingest stopped unexpectedly")?;
     }
+    notify.await.context("notifications stopped unexpectedly")?;
     if let Some(web) = web {
         web.await
             .context("the admin web stopped unexpectedly")?
@@ -197,18 +218,39 @@ fn ingest_settings(config: &Config) -> ferry_ingest::IngestSettings {
         poll_interval: ingest.poll_interval,
         max_row_drop: ingest.max_row_drop,
         rules: ingest.rules.clone(),
-        node_id: node_name(config),
+        node_id: node_id(config),
         handoff: ingest.handoff.clone(),
     }
 }
 
-/// This node's name among nodes sharing a database: `ingest.node_id`, else
-/// the machine's name.
-fn node_name(config: &Config) -> String {
+/// This node's name among nodes sharing a database (the job queue, the
+/// outbox, penalties): `ingest.node_id`, else the machine's name.
+fn node_id(config: &Config) -> String {
     if config.ingest.node_id.is_empty() {
         host_name()
     } else {
         config.ingest.node_id.clone()
+    }
+}
+
+/// The notifier's settings from `[notify]`.
+fn notify_settings(config: &Config, web_url: &str) -> ferry_notify::NotifySettings {
+    let notify = &config.notify;
+    ferry_notify::NotifySettings {
+        smtp_url: notify.smtp_url.clone(),
+        from: notify.from.clone(),
+        vendor_emails: notify.vendor_emails.clone(),
+        webhook_url: notify.webhook_url.clone(),
+        webhook_secret: notify.webhook_secret.clone(),
+        repeat_after: notify.repeat_after,
+        digest_at: notify.digest_at,
+        refused_logins: notify.refused_logins,
+        refused_logins_window: notify.refused_logins_window,
+        poll_interval: notify.poll_interval,
+        check_interval: notify.check_interval,
+        retry_backoff: notify.retry_backoff,
+        node_id: node_id(config),
+        web_url: web_url.to_owned(),
     }
 }
 
@@ -270,17 +312,27 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; the level comes from FERRY_LOG (else RUST_LOG, else info).
-fn init_logging() {
+/// Logs to stderr; the level comes from FERRY_LOG (else RUST_LOG, else
+/// info); the format from FERRY_LOG_FORMAT, else `[log] format`: `json` is
+/// one JSON object per line with the same fields as the text form.
+fn init_logging(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("FERRY_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let json = std::env::var("FERRY_LOG_FORMAT")
+        .map(|v| v.eq_ignore_ascii_case("json"))
+        .unwrap_or(format == "json");
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::log_writer::EscapingStderr)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    // JSON escapes client text itself; the writer escapes the text form's.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }

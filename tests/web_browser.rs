@@ -145,6 +145,20 @@ async fn screenshot(client: &Client, name: &str) {
     }
 }
 
+/// Fills in and sends the sign-in form on the page shown, then waits for
+/// the accounts.
+async fn sign_in(client: &Client, user: &str) {
+    let form = step(
+        "sign-in form",
+        client.form(Locator::Css("form[action='/sign-in']")),
+    )
+    .await;
+    step("user", form.set_by_name("username", user)).await;
+    step("password", form.set_by_name("password", PASSWORD)).await;
+    step("submit", form.submit()).await;
+    wait_text(client, "Accounts").await;
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/fixtures/keys")
@@ -187,15 +201,7 @@ async fn admin_installs_keys_in_a_real_browser() {
     // Sign in.
     step("open sign-in", client.goto(&format!("{base}/"))).await;
     visited.push(step("url", client.current_url()).await.path().to_owned());
-    let form = step(
-        "sign-in form",
-        client.form(Locator::Css("form[action='/sign-in']")),
-    )
-    .await;
-    step("user", form.set_by_name("username", "it-vendor")).await;
-    step("password", form.set_by_name("password", PASSWORD)).await;
-    step("submit", form.submit()).await;
-    wait_text(&client, "Accounts").await;
+    sign_in(&client, "it-vendor").await;
     visited.push(step("url", client.current_url()).await.path().to_owned());
 
     // The account page.
@@ -339,4 +345,156 @@ async fn admin_installs_keys_in_a_real_browser() {
     println!("browser visited: {}", visited.join(" → "));
     step("close", client.close()).await;
     drop(server);
+}
+
+/// The `data-account` of every row the overview shows.
+async fn overview_rows(client: &Client) -> Vec<String> {
+    let rows = step(
+        "overview rows",
+        client.find_all(Locator::Css("tr.overview-row")),
+    )
+    .await;
+    let mut names = Vec::new();
+    for row in rows {
+        names.push(
+            step("row", row.attr("data-account"))
+                .await
+                .unwrap_or_default(),
+        );
+    }
+    names
+}
+
+/// The overview filtered and searched by a vendor admin; then a district
+/// admin invited from the account page accepts the link in a second browser
+/// session, sets their own password, and sees only their own account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overview_filter_search_and_an_invitation_accepted_in_a_second_session() {
+    if !require(&[
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+    ]) {
+        return;
+    }
+    let env = Env::with_web();
+    for name in ["lincoln", "springfield", "lakeview"] {
+        env.create_account(name);
+    }
+    // lincoln can log in; the other two have no active key.
+    env.ferry_ok(&[
+        "key",
+        "add",
+        "lincoln",
+        fixture("ed25519.pub").to_str().unwrap(),
+        "--now",
+    ]);
+    let admin = env.ferry_stdin(
+        &["admin", "create", "it-vendor", "--role", "vendor-admin"],
+        PASSWORD.as_bytes(),
+    );
+    assert!(admin.success(), "{admin}");
+    let server = Server::start(&env);
+    let base = format!("http://127.0.0.1:{}", server.web_port());
+
+    let driver = start_driver();
+    let downloads = env.root().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let vendor = browser(&driver, &env.root().join("profile-vendor"), &downloads).await;
+    step("window size", vendor.set_window_size(1280, 1000)).await;
+    step("open sign-in", vendor.goto(&format!("{base}/sign-in"))).await;
+    sign_in(&vendor, "it-vendor").await;
+
+    // The overview: every account, those needing attention first.
+    step("overview", vendor.goto(&format!("{base}/overview"))).await;
+    let text = wait_text(&vendor, "Last 24 hours").await;
+    assert!(text.contains("2 with no active key"), "{text}");
+    assert_eq!(
+        overview_rows(&vendor).await,
+        ["lakeview", "springfield", "lincoln"]
+    );
+    // Filter: no active key.
+    step(
+        "filter",
+        vendor.find(Locator::Css("a.filter[data-filter='no-key']")),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_text(&vendor, "No active key (2)").await;
+    assert_eq!(overview_rows(&vendor).await, ["lakeview", "springfield"]);
+    // Search within the filter.
+    let search = step("search box", vendor.find(Locator::Id("overview-search"))).await;
+    step("type", search.send_keys("spring")).await;
+    step("search", vendor.find(Locator::Id("overview-search-submit")))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&vendor, "(1 accounts)").await;
+    assert_eq!(overview_rows(&vendor).await, ["springfield"]);
+    let url = step("url", vendor.current_url()).await;
+    assert!(
+        url.query().unwrap_or_default().contains("state=no-key"),
+        "{url}"
+    );
+    screenshot(&vendor, "overview-filtered").await;
+
+    // An invitation from springfield's page, copied.
+    step(
+        "account",
+        vendor.goto(&format!("{base}/accounts/springfield")),
+    )
+    .await;
+    wait_text(&vendor, "Connection guide for the district").await;
+    let email = step("email", vendor.find(Locator::Id("invite-email"))).await;
+    step("clear", email.clear()).await;
+    step("type", email.send_keys("it@springfield.k12.us")).await;
+    step("invite", vendor.find(Locator::Id("invite-copy")))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&vendor, "copy this link").await;
+    let link = step("link", vendor.find(Locator::Id("invitation-link")))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(link.starts_with(&format!("{base}/invite/")), "{link}");
+
+    // A second browser, no session: the invited person sets their own password.
+    let district = browser(&driver, &env.root().join("profile-district"), &downloads).await;
+    step("open link", district.goto(link.trim())).await;
+    wait_text(&district, "Set up your sign-in").await;
+    let user = step("username", district.find(Locator::Id("invite-username"))).await;
+    step("clear", user.clear()).await;
+    step("type", user.send_keys("spring-it")).await;
+    let pass = step("password", district.find(Locator::Id("invite-password"))).await;
+    step("type", pass.send_keys("springfield district passphrase")).await;
+    step("accept", district.find(Locator::Id("invite-accept")))
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_text(&district, "Connection guide for the district").await;
+    let url = step("url", district.current_url()).await;
+    assert_eq!(url.path(), "/accounts/springfield");
+    // Their overview holds their own row only; another account is not there.
+    step("overview", district.goto(&format!("{base}/overview"))).await;
+    wait_text(&district, "Last 24 hours").await;
+    assert_eq!(overview_rows(&district).await, ["springfield"]);
+    step(
+        "other account",
+        district.goto(&format!("{base}/accounts/lincoln")),
+    )
+    .await;
+    let text = wait_text(&district, "Not found").await;
+    assert!(!text.contains("Lincoln"), "{text}");
+    // The link worked once.
+    step("link again", district.goto(link.trim())).await;
+    wait_text(&district, "expired, was used or was withdrawn").await;
+
+    step("close", district.close()).await;
+    step("close", vendor.close()).await;
 }

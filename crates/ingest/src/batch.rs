@@ -457,16 +457,30 @@ async fn hand_over(
             let message = error.to_string();
             tracing::warn!(batch, account, "hand-off failed: {message}");
             for file in accepted {
+                // The one place a hand-off is given up on: the store records
+                // it with the vendor's notification in one transaction.
+                let for_good = file.upload.attempts >= crate::pipeline::MAX_AUTOMATIC_ATTEMPTS;
                 let delay = retry_delay(file.upload.attempts);
-                let note = format!(
-                    "The hand-off FAILED: {message}\nFerry tries again in {} s; nothing needs to be done by the district.",
-                    delay / 1000
-                );
+                let note = if for_good {
+                    format!(
+                        "The hand-off FAILED: {message}\nFerry gave up after {} tries and told your vendor; nothing needs to be done by the district.",
+                        file.upload.attempts
+                    )
+                } else {
+                    format!(
+                        "The hand-off FAILED: {message}\nFerry tries again in {} s; nothing needs to be done by the district.",
+                        delay / 1000
+                    )
+                };
                 let text = record_report(ctx, &file, None, &note).await?;
                 publish_report(ctx, &file.upload, &text)?;
-                ctx.store
-                    .mark_failed(file.upload.id, &message, delay)
-                    .await?;
+                if for_good {
+                    ctx.store.give_up_upload(file.upload.id, &message).await?;
+                } else {
+                    ctx.store
+                        .mark_failed(file.upload.id, &message, delay)
+                        .await?;
+                }
                 metrics::counter!("ferry_ingest_files_total", "result" => "failed").increment(1);
             }
         }

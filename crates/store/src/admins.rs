@@ -222,38 +222,11 @@ impl Store {
         account: Option<&str>,
         actor: &Actor,
     ) -> Result<Admin> {
-        if !valid_username(username) {
-            return Err(StoreError::InvalidValue {
-                what: "an admin user name",
-                rule: "1 to 64 characters from letters, digits, `.`, `_`, `-` and `@`",
-                got: username.to_owned(),
-            });
-        }
-        let password_hash = hash_password(password).await?;
+        let password_hash = checked_password_hash(username, password).await?;
         let mut tx = self.pool.begin().await?;
         let account_id = role_account(&mut tx, role, account).await?;
         let now = db::now(self.backend, &mut *tx).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO admins (username, password_hash, role, account_id, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(username)
-        .bind(password_hash.as_str())
-        .bind(role.as_str())
-        .bind(account_id)
-        .bind(false)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("id")?,
-            Err(err) if StoreError::is_unique_violation(&err) => {
-                return Err(StoreError::AdminExists {
-                    username: username.to_owned(),
-                });
-            }
-            Err(err) => return Err(err.into()),
-        };
+        let id = insert_admin(&mut tx, now, username, &password_hash, role, account_id).await?;
         let detail = match account {
             Some(account) => format!("created admin {username} ({role}, account {account})"),
             None => format!("created admin {username} ({role})"),
@@ -544,6 +517,48 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(admin)
+    }
+}
+
+/// Checks the user name and the password, and returns the password's hash.
+pub(crate) async fn checked_password_hash(username: &str, password: &str) -> Result<String> {
+    if !valid_username(username) {
+        return Err(StoreError::InvalidValue {
+            what: "an admin user name",
+            rule: "1 to 64 characters from letters, digits, `.`, `_`, `-` and `@`",
+            got: username.to_owned(),
+        });
+    }
+    hash_password(password).await
+}
+
+/// Inserts an admin row in the caller's transaction; returns its id.
+pub(crate) async fn insert_admin(
+    conn: &mut sqlx::AnyConnection,
+    now: i64,
+    username: &str,
+    password_hash: &str,
+    role: Role,
+    account_id: Option<i64>,
+) -> Result<i64> {
+    let inserted = sqlx::query(
+        "INSERT INTO admins (username, password_hash, role, account_id, disabled, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(username)
+    .bind(password_hash)
+    .bind(role.as_str())
+    .bind(account_id)
+    .bind(false)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await;
+    match inserted {
+        Ok(row) => Ok(row.try_get("id")?),
+        Err(err) if StoreError::is_unique_violation(&err) => Err(StoreError::AdminExists {
+            username: username.to_owned(),
+        }),
+        Err(err) => Err(err.into()),
     }
 }
 

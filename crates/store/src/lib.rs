@@ -16,15 +16,21 @@
 
 mod accounts;
 mod admins;
+mod contacts;
 mod db;
 mod error;
 mod events;
+mod import;
+mod invitations;
 mod keys;
 mod logins;
 mod model;
+mod notices;
+mod overview;
 mod passwords;
 mod penalties;
 mod queue;
+mod refusals;
 mod sessions;
 mod sources;
 mod text;
@@ -35,17 +41,28 @@ pub use accounts::MAX_ACCOUNT_NAME_BYTES;
 pub use admins::{
     Admin, ApiToken, MIN_PASSWORD_CHARS, Role, TOKEN_PREFIX, token_hash, token_hashes_match,
 };
+pub use contacts::{MAX_CONTACTS_PER_ACCOUNT, normalise_contacts, valid_email};
 pub use db::Backend;
 pub use error::{Result, StoreError};
 pub use events::{ATTEMPT_REPEAT_WINDOW_MS, Recorded};
+pub use import::{ImportAction, ImportError, ImportRow, ImportedAccount, parse_import_csv};
+pub use invitations::{INVITATION_VALID_MS, Invitation};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
     Account, AccountLimits, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult,
     KeyRecord, KeyState, LapsedLogin, LimitsChange, LoginLookup, LoginVerdict, NewAuthAttempt,
     NewKey, Upload, UploadState,
 };
+pub use notices::{
+    Channel, ExpiringKey, NewMessage, NoticeEvent, NoticeKind, OutboxCounts, OutboxMessage, Queued,
+};
+pub use overview::{
+    Attention, KeySummary, LastFile, OVERVIEW_WINDOW_MS, OverviewCounts, OverviewFilter,
+    OverviewPage, OverviewQuery, OverviewRow,
+};
 pub use penalties::PenaltyRecord;
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
+pub use refusals::{RefusedLogins, RepeatedRefusal};
 pub use sessions::{SessionLimits, WebSession};
 pub use sources::{parse_source, source_of};
 pub use text::{escape_control, format_size, parse_size};

@@ -15,6 +15,7 @@ use crate::accounts::lock_account;
 use crate::db;
 use crate::error::{Result, StoreError};
 use crate::model::{Upload, UploadState};
+use crate::notices::{NoticeKind, insert_event};
 use crate::uploads::{upload_cols, upload_from_row};
 
 /// A finished file seen in an account's `/inbound`.
@@ -408,24 +409,81 @@ impl Store {
     }
 
     /// Moves a file to its end of the line for now (`held`, `rejected`,
-    /// `archived`), releasing its lease.
+    /// `archived`), releasing its lease. A file held or rejected also gets
+    /// its notification event, in the same transaction (see `notices`).
     ///
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn finish_upload(&self, id: i64, finish: Finish<'_>) -> Result<()> {
-        sqlx::query(db::sql(
-            self.backend,
+        let mut tx = self.pool.begin().await?;
+        let now = db::now(self.backend, &mut *tx).await?;
+        let row = sqlx::query(
             "UPDATE uploads SET state = $2, detail = $3, report = COALESCE($4, report), \
-             archive_path = COALESCE($5, archive_path), lease_until = NULL, updated_at = {now} \
-             WHERE id = $1",
-        ))
+             archive_path = COALESCE($5, archive_path), lease_until = NULL, updated_at = $6 \
+             WHERE id = $1 RETURNING account_id",
+        )
         .bind(id)
         .bind(finish.state.as_str())
         .bind(finish.detail)
         .bind(finish.report)
         .bind(finish.archive_path)
-        .execute(&self.pool)
+        .bind(now)
+        .fetch_optional(&mut *tx)
         .await?;
+        let kind = match finish.state {
+            UploadState::Held => Some(NoticeKind::Held),
+            UploadState::Rejected => Some(NoticeKind::Rejected),
+            _ => None,
+        };
+        if let (Some(row), Some(kind)) = (row, kind) {
+            let account_id: i64 = row.try_get("account_id")?;
+            insert_event(
+                &mut tx,
+                now,
+                kind,
+                account_id,
+                Some(id),
+                None,
+                finish.detail,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a file's hand-off failed for good: the queue no longer retries
+    /// it (an admin can, with `ferry uploads retry`), and the vendor is
+    /// notified (an event in the same transaction).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn give_up_upload(&self, id: i64, error: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = db::now(self.backend, &mut *tx).await?;
+        let row = sqlx::query(
+            "UPDATE uploads SET state = 'failed', last_error = $2, detail = $2, \
+             lease_until = NULL, updated_at = $3 WHERE id = $1 RETURNING account_id",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = row {
+            let account_id: i64 = row.try_get("account_id")?;
+            insert_event(
+                &mut tx,
+                now,
+                NoticeKind::HandoffFailed,
+                account_id,
+                Some(id),
+                None,
+                error,
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -46,7 +46,9 @@ use crate::{AppState, HostKey, service};
         auth_attempts,
         uploads,
         approve_upload,
-        reject_upload
+        reject_upload,
+        crate::operations::overview_json,
+        crate::operations::import_accounts
     ),
     components(schemas(ErrorBody, HostKey, NewAccount, AccountPatch))
 )]
@@ -266,27 +268,33 @@ pub(crate) async fn get_account(
 ) -> ApiResult<Json<Value>> {
     let account = principal.visible_account(&state.store, &name).await?;
     let stale = service::stale_accounts(&state).await?;
-    Ok(Json(service::account_json(&account, &stale)))
+    let mut value = service::account_json(&account, &stale);
+    value["contacts"] = json!(state.store.contacts(&name).await?);
+    Ok(Json(value))
 }
 
 /// `PATCH /api/v1/accounts/{name}` body: any of the fields; a limit set to
 /// `null` returns to the server's default.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct AccountPatch {
-    /// Allow (true) or refuse (false) logins.
+    /// Allow (true) or refuse (false) logins (vendor admins).
     enabled: Option<bool>,
-    /// Open files and folders across the account's sessions on a node.
+    /// Open files and folders across the account's sessions on a node
+    /// (vendor admins).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>, nullable)]
     max_handles: Option<Option<u64>>,
-    /// The largest file the account may upload, in bytes.
+    /// The largest file the account may upload, in bytes (vendor admins).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>, nullable)]
     max_file_size: Option<Option<u64>>,
-    /// Bytes the account may hold in /inbound plus uploads in progress.
+    /// Bytes the account may hold in /inbound plus uploads in progress
+    /// (vendor admins).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>, nullable)]
     quota: Option<Option<u64>>,
+    /// The district contacts, replacing the list (`[]` removes them all).
+    contacts: Option<Vec<String>>,
 }
 
 /// A field that is present, possibly `null` (absent stays `None`).
@@ -298,8 +306,9 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Changes an account (vendor admin only): enables or disables it, sets its
-/// SFTP limits.
+/// Changes an account: enables or disables it and sets its SFTP limits
+/// (vendor admin only), or sets its district contacts (a district admin may
+/// set its own).
 #[utoipa::path(patch, path = "/api/v1/accounts/{name}", request_body = AccountPatch, params(("name" = String, Path, description = "account name")), responses(
     (status = 200, description = "the account"),
     (status = 404, description = "no such account, or not a vendor admin", body = ErrorBody),
@@ -310,29 +319,36 @@ pub(crate) async fn patch_account(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    principal.check_account(&name)?;
-    principal.check_vendor()?;
-    let example = r#"{"enabled": false} or {"quota": 53687091200, "max_file_size": null}"#;
+    let mut account = principal.visible_account(&state.store, &name).await?;
+    let example = r#"{"enabled": false}, {"quota": 53687091200, "max_file_size": null} or {"contacts": ["it@district.k12.us"]}"#;
     let patch: AccountPatch = json_body(body, example)?;
     let limits = LimitsChange {
         max_handles: patch.max_handles,
         max_file_size: patch.max_file_size,
         quota: patch.quota,
     };
-    if patch.enabled.is_none() && limits.is_empty() {
+    if patch.enabled.is_none() && limits.is_empty() && patch.contacts.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("nothing to change: send for example {example}"),
         ));
     }
-    let mut account = None;
     if let Some(enabled) = patch.enabled {
-        account = Some(service::set_account_enabled(&state, &principal, &name, enabled).await?);
+        account = service::set_account_enabled(&state, &principal, &name, enabled).await?;
     }
     if !limits.is_empty() {
-        account = Some(service::set_account_limits(&state, &principal, &name, limits).await?);
+        account = service::set_account_limits(&state, &principal, &name, limits).await?;
     }
-    Ok(Json(json!(account)))
+    if let Some(contacts) = &patch.contacts {
+        state
+            .store
+            .set_contacts(&name, contacts, &principal.actor())
+            .await?;
+    }
+    let stale = service::stale_accounts(&state).await?;
+    let mut value = service::account_json(&account, &stale);
+    value["contacts"] = json!(state.store.contacts(&name).await?);
+    Ok(Json(value))
 }
 
 /// The account's keys, history included.

@@ -29,6 +29,7 @@ mod connections;
 mod error;
 mod forms;
 mod health;
+mod operations;
 mod pages;
 mod penalties;
 mod service;
@@ -87,6 +88,8 @@ pub struct WebConfig {
     pub session_limits: ferry_store::SessionLimits,
     /// The process's metrics, served at `/metrics`; `None`: 404 there.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The mail server, for e-mailing invitations; `None`: links are only shown.
+    pub mailer: Option<ferry_notify::Mailer>,
 }
 
 /// Shared state of the router.
@@ -280,6 +283,12 @@ fn build() -> Routes {
             "/api/v1/accounts/{name}/uploads/{id}/reject",
             &["POST"],
             post(api::reject_upload),
+        )
+        .add("/api/v1/overview", &["GET"], get(operations::overview_json))
+        .add(
+            "/api/v1/import/accounts",
+            &["POST"],
+            post(operations::import_accounts),
         )
 }
 

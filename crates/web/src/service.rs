@@ -23,6 +23,27 @@ pub(crate) async fn visible_accounts(app: &App, who: &Principal) -> Result<Vec<A
         .collect())
 }
 
+/// The visible accounts whose name or display name contains `search`
+/// (case-insensitive; empty: all), by name.
+pub(crate) async fn search_accounts(
+    app: &App,
+    who: &Principal,
+    search: &str,
+) -> Result<Vec<Account>, ApiError> {
+    let search = search.trim().to_lowercase();
+    Ok(visible_accounts(app, who)
+        .await?
+        .into_iter()
+        .filter(|a| {
+            search.is_empty()
+                || a.name.contains(&search)
+                || a.display_name
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase().contains(&search))
+        })
+        .collect())
+}
+
 /// Creates an account (vendor admin only).
 pub(crate) async fn create_account(
     app: &App,

@@ -24,6 +24,7 @@ fn request_for(method: &str, path: &str, f: &Fixture) -> (Method, String, Vec<u8
         ("PATCH", _) => br#"{"enabled": false}"#.to_vec(),
         ("POST", "/api/v1/accounts/{name}/keys") => K2.as_bytes().to_vec(),
         ("PUT", _) => format!("{K2}\n{K3}\n").into_bytes(),
+        ("POST", "/api/v1/import/accounts") => b"name,display_name\ndelta,Delta\n".to_vec(),
         _ => Vec::new(),
     };
     (method.parse().unwrap(), uri, body)
@@ -47,6 +48,7 @@ fn vendor_only(method: &str, path: &str) -> bool {
         ("POST", "/api/v1/accounts")
             | ("PATCH", "/api/v1/accounts/{name}")
             | ("POST", "/api/v1/accounts/{name}/keys/{id}/activate")
+            | ("POST", "/api/v1/import/accounts")
     )
 }
 
@@ -57,7 +59,7 @@ fn expected(method: &str, path: &str, caller: Caller) -> StatusCode {
     match caller {
         Caller::BadToken | Caller::NoCredentials => StatusCode::UNAUTHORIZED,
         Caller::OtherDistrict => {
-            if path == "/api/v1/accounts" && method == "GET" {
+            if (path == "/api/v1/accounts" || path == "/api/v1/overview") && method == "GET" {
                 StatusCode::OK // lists only its own account (checked below)
             } else {
                 StatusCode::NOT_FOUND

@@ -145,6 +145,7 @@ pub async fn fixture_with(store: Store, limits: SessionLimits) -> Fixture {
                 .build_recorder()
                 .handle(),
         ),
+        mailer: None,
     });
     Fixture {
         store,

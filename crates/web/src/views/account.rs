@@ -1,182 +1,41 @@
-//! The HTML: one function per page, a shared layout, and the headers every
-//! answer carries.
-//!
-//! Pages are maud templates, so every value interpolated is HTML-escaped
-//! unless wrapped in `PreEscaped` (which nothing here does with data). The
-//! Content-Security-Policy allows scripts and styles from this server's own
-//! files only: an injected inline `<script>` would not run even if escaping
-//! failed. No view reads the store; handlers in `pages` pass the facts in.
+//! The accounts list, the account page (connect, keys, attempts, uploads,
+//! audit) and the revoke confirmation.
 
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
 use ferry_store::{
-    Account, Admin, ApiToken, AuditEvent, AuthAttempt, KeyRecord, KeyState, Role, Upload,
-    UploadState, escape_control, format_size, format_timestamp,
+    Account, AuditEvent, AuthAttempt, KeyRecord, KeyState, Upload, UploadState, escape_control,
+    format_size,
 };
-use maud::{DOCTYPE, Markup, Render, html};
+use maud::{Markup, Render, html};
 
+use super::{csrf_field, error_box, page, state_word, when};
 use crate::auth::Principal;
-use crate::error::{ApiError, PageError};
+use crate::error::ApiError;
 use crate::service::ConnectInfo;
-
-/// The policy sent with every answer: nothing inline, nothing foreign.
-pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Adds the security headers to every answer.
-pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
-    let is_static = req.uri().path().starts_with("/static/");
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // The setup link carries its secret in the path: never pass it on.
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if !is_static {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
-}
-
-/// `2026-11-23 14:32:05 UTC`.
-pub(crate) fn when(ms: i64) -> String {
-    let text = format_timestamp(ms);
-    format!("{} {} UTC", &text[..10], &text[11..19])
-}
-
-/// The frame of every page: title, navigation, sign-out.
-pub(crate) fn page(title: &str, who: Option<&Principal>, body: &Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Ferry" }
-                link rel="stylesheet" href="/static/ferry.css";
-                script src="/static/ferry.js" defer {}
-            }
-            body {
-                header.top {
-                    a.brand href="/" { "Ferry" }
-                    @if let Some(who) = who {
-                        nav {
-                            a href="/accounts" { "Accounts" }
-                            @if who.is_vendor() { a href="/admins" { "Admins and tokens" } }
-                            @if who.is_vendor() { a href="/penalties" { "SFTP penalties" } }
-                        }
-                        span.muted { (who.who.trim_start_matches("admin:")) }
-                        form.inline method="post" action="/sign-out" {
-                            (csrf_field(who))
-                            button.secondary type="submit" { "Sign out" }
-                        }
-                    }
-                }
-                main { (body) }
-            }
-        }
-    }
-}
-
-/// The hidden CSRF field of a signed-in caller's forms.
-pub(crate) fn csrf_field(who: &Principal) -> Markup {
-    html! { input type="hidden" name="csrf" value=(who.csrf.as_deref().unwrap_or_default()); }
-}
-
-/// An error box: the message and one line per detail.
-fn error_box(err: &ApiError) -> Markup {
-    html! {
-        div.error role="alert" {
-            strong { (err.body.error) }
-            @if !err.body.details.is_empty() {
-                ul.refusals { @for line in &err.body.details { li { (line) } } }
-            }
-        }
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::SignIn => Redirect::to("/sign-in").into_response(),
-            Self::Api(err) => {
-                let title = if err.status == StatusCode::NOT_FOUND {
-                    "Not found"
-                } else {
-                    "Something went wrong"
-                };
-                let body = html! {
-                    h1 { (title) }
-                    (error_box(&err))
-                    p { a href="/accounts" { "Back to the accounts" } }
-                };
-                (err.status, Html(page(title, None, &body).into_string())).into_response()
-            }
-        }
-    }
-}
-
-/// The sign-in form.
-pub(crate) fn sign_in(csrf: &str, username: &str, message: Option<&str>) -> Markup {
-    let body = html! {
-        section {
-            h1 { "Sign in" }
-            @if let Some(message) = message { div.error role="alert" { (message) } }
-            form method="post" action="/sign-in" {
-                input type="hidden" name="csrf" value=(csrf);
-                label { "User name" br; input type="text" name="username" value=(username) autocomplete="username" required; }
-                label { "Password" br; input type="password" name="password" autocomplete="current-password" required; }
-                button type="submit" { "Sign in" }
-            }
-        }
-    };
-    page("Sign in", None, &body)
-}
-
-/// The first-start form that creates the first vendor admin.
-pub(crate) fn setup(csrf: &str, message: Option<&str>) -> Markup {
-    let body = html! {
-        section {
-            h1 { "Create the first vendor admin" }
-            p { "This link works once, for one hour after Ferry started. The admin you create here sees every account and can create the others." }
-            @if let Some(message) = message { div.error role="alert" { (message) } }
-            form method="post" {
-                input type="hidden" name="csrf" value=(csrf);
-                label { "User name" br; input type="text" name="username" autocomplete="username" required; }
-                label { "Password (at least 12 characters)" br; input type="password" name="password" autocomplete="new-password" required; }
-                button type="submit" { "Create and sign in" }
-            }
-        }
-    };
-    page("Set up Ferry", None, &body)
-}
-
-/// A state as a coloured word.
-fn state_word(state: &str) -> Markup {
-    html! { span class={ "state state-" (state) } { (state) } }
-}
 
 /// The accounts list (vendor admin), with the create form.
 pub(crate) fn accounts(
     who: &Principal,
-    accounts: &[Account],
+    list: &AccountList<'_>,
     stale: &[String],
     error: Option<&ApiError>,
 ) -> Markup {
+    let accounts = list.accounts;
+    let q = list.search;
+    let link = |page: usize| {
+        let mut url = format!("/accounts?page={page}");
+        if !q.is_empty() {
+            url.push_str("&q=");
+            url.extend(form_urlencoded::byte_serialize(q.as_bytes()));
+        }
+        url
+    };
     let body = html! {
         h1 { "Accounts" }
         section {
+            form.row method="get" action="/accounts" {
+                label { "Search " input id="accounts-search" type="search" name="q" value=(q) placeholder="name or district"; }
+                button type="submit" { "Search" }
+            }
             table {
                 thead { tr { th { "Account (SSH user name)" } th { "Name" } th { "Logins" } th { "Files" } th { "Created" } } }
                 tbody {
@@ -191,7 +50,12 @@ pub(crate) fn accounts(
                     }
                 }
             }
-            @if accounts.is_empty() { p.muted { "No accounts yet." } }
+            @if accounts.is_empty() { p.muted { @if q.is_empty() { "No accounts yet." } @else { "No account matches." } } }
+            p.pages {
+                @if list.page > 1 { a id="accounts-prev" href=(link(list.page - 1)) { "← Previous" } " " }
+                "Page " (list.page) " of " (list.pages) " (" (list.total) " accounts)"
+                @if list.page < list.pages { " " a id="accounts-next" href=(link(list.page + 1)) { "Next →" } }
+            }
         }
         @if who.is_vendor() {
             section {
@@ -211,6 +75,16 @@ pub(crate) fn accounts(
     page("Accounts", Some(who), &body)
 }
 
+/// One page of the accounts list.
+#[derive(Debug)]
+pub(crate) struct AccountList<'a> {
+    pub(crate) accounts: &'a [Account],
+    pub(crate) search: &'a str,
+    pub(crate) page: usize,
+    pub(crate) pages: usize,
+    pub(crate) total: usize,
+}
+
 /// Everything the account page shows.
 #[derive(Debug)]
 pub(crate) struct AccountPage<'a> {
@@ -224,6 +98,16 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) uploads: &'a [Upload],
     pub(crate) audit: &'a [AuditEvent],
     pub(crate) notice: Option<&'a str>,
+    /// District contacts.
+    pub(crate) contacts: &'a [String],
+    /// Invitations (shown to vendor admins).
+    pub(crate) invitations: &'a [ferry_store::Invitation],
+    /// The database clock.
+    pub(crate) now: i64,
+    /// An invitation just made.
+    pub(crate) new_invitation: Option<&'a super::NewInvitation>,
+    /// Whether invitations can be e-mailed.
+    pub(crate) can_email: bool,
     /// A refused key form: which form (`add` / `replace`), the error, the text sent.
     pub(crate) key_error: Option<(&'a str, &'a ApiError, &'a str)>,
 }
@@ -256,6 +140,8 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
         (connect_section(view))
         (keys_section(view, &base))
         (key_forms(view, &base))
+        (super::guide(view.connect, &account.name))
+        (super::people_section(who, &account.name, view.contacts, view.invitations, view.now, view.new_invitation, view.can_email))
         section id="attempts" {
             h2 { "Recent login attempts" }
             p.muted { "Newest first. The reason says why a login was refused. Repeated refusals from one source with the same reason are one line, counted; the address, client and key are the latest." }
@@ -527,128 +413,4 @@ pub(crate) fn confirm_revoke(who: &Principal, account: &str, key: &KeyRecord) ->
         }
     };
     page("Revoke key", Some(who), &body)
-}
-
-/// Everything the admins page shows.
-#[derive(Debug)]
-pub(crate) struct AdminsPage<'a> {
-    pub(crate) who: &'a Principal,
-    pub(crate) admins: &'a [Admin],
-    pub(crate) tokens: &'a [ApiToken],
-    pub(crate) accounts: &'a [Account],
-    pub(crate) notice: Option<&'a str>,
-    pub(crate) error: Option<&'a ApiError>,
-    /// A token just created: shown this once.
-    pub(crate) new_token: Option<&'a str>,
-}
-
-fn role_and_account(role: Role, account: Option<&str>) -> Markup {
-    html! { (role.as_str()) @if let Some(account) = account { " of " a href={ "/accounts/" (account) } { (account) } } }
-}
-
-/// Admin users and API tokens (vendor admin only).
-pub(crate) fn admins(view: &AdminsPage<'_>) -> Markup {
-    let who = view.who;
-    let account_select = html! {
-        select name="account" {
-            option value="" { "— none (vendor admin) —" }
-            @for a in view.accounts { option value=(a.name) { (a.name) } }
-        }
-    };
-    let role_select = html! {
-        select name="role" {
-            option value="district-admin" { "district admin (one account)" }
-            option value="vendor-admin" { "vendor admin (every account)" }
-        }
-    };
-    let body = html! {
-        h1 { "Admins and tokens" }
-        @if let Some(notice) = view.notice { div.notice role="status" { (notice) } }
-        @if let Some(err) = view.error { (error_box(err)) }
-        @if let Some(secret) = view.new_token {
-            div.secret role="status" {
-                strong { "The new token (shown this once; store it in your script's secret store):" }
-                pre id="new-token" { (secret) }
-            }
-        }
-        section {
-            h2 { "Admin users" }
-            table {
-                thead { tr { th { "User" } th { "Role" } th { "State" } th { "New password" } th {} } }
-                tbody {
-                    @for admin in view.admins {
-                        tr {
-                            td.mono { (admin.username) }
-                            td { (role_and_account(admin.role, admin.account.as_deref())) }
-                            td { @if admin.disabled { (state_word("revoked")) " disabled" } @else { (state_word("active")) } }
-                            td {
-                                form.inline method="post" action={ "/admins/" (admin.id) "/password" } {
-                                    (csrf_field(who))
-                                    input type="password" name="password" autocomplete="new-password" placeholder="12 characters or more" required;
-                                    " " button.secondary type="submit" { "Set password" }
-                                }
-                            }
-                            td {
-                                form.inline method="post" action={ "/admins/" (admin.id) "/enabled" } {
-                                    (csrf_field(who))
-                                    @if admin.disabled {
-                                        input type="hidden" name="enabled" value="true";
-                                        button.secondary type="submit" { "Enable" }
-                                    } @else {
-                                        input type="hidden" name="enabled" value="false";
-                                        button.danger type="submit" { "Disable" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            h2 { "Create an admin user" }
-            form method="post" action="/admins" {
-                (csrf_field(who))
-                div.row {
-                    label { "User name" br; input type="text" name="username" required; }
-                    label { "Password (12 characters or more)" br; input type="password" name="password" autocomplete="new-password" required; }
-                    label { "Role" br; (role_select) }
-                    label { "Account (district admins)" br; (account_select) }
-                    button type="submit" { "Create admin" }
-                }
-            }
-        }
-        section {
-            h2 { "API tokens" }
-            table {
-                thead { tr { th { "Id" } th { "Role" } th { "Created" } th { "By" } th { "State" } th {} } }
-                tbody {
-                    @for token in view.tokens {
-                        tr {
-                            td { (token.id) }
-                            td { (role_and_account(token.role, token.account.as_deref())) }
-                            td { (when(token.created_at)) }
-                            td.mono { (token.created_by) }
-                            td { @if let Some(at) = token.revoked_at { (state_word("revoked")) " " (when(at)) } @else { (state_word("active")) } }
-                            td {
-                                @if token.revoked_at.is_none() {
-                                    form.inline method="post" action={ "/tokens/" (token.id) "/revoke" } {
-                                        (csrf_field(who)) button.danger type="submit" { "Revoke" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            h2 { "Create a token" }
-            form method="post" action="/tokens" {
-                (csrf_field(who))
-                div.row {
-                    label { "Role" br; (role_select) }
-                    label { "Account (district tokens)" br; (account_select) }
-                    button type="submit" { "Create token" }
-                }
-            }
-        }
-    };
-    page("Admins and tokens", Some(who), &body)
 }
