@@ -465,7 +465,7 @@ async fn hand_over(
                 let text = record_report(ctx, &file, None, &note).await?;
                 publish_report(ctx, &file.upload, &text)?;
                 ctx.store
-                    .mark_failed(file.upload.id, &message, delay)
+                    .mark_failed(file.upload.id, &message, &message, delay)
                     .await?;
                 metrics::counter!("ferry_ingest_files_total", "result" => "failed").increment(1);
             }

@@ -33,8 +33,9 @@ pub use db::Backend;
 pub use error::{Result, StoreError};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
-    Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, KeyRecord,
-    KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload, UploadState,
+    Account, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult, HandoffDetail,
+    KeyRecord, KeyState, LoginLookup, LoginVerdict, NewAuthAttempt, NewKey, RevokedKey, Upload,
+    UploadState,
 };
 pub use queue::{ClaimedBatch, Enqueued, Finish, SeenFile};
 pub use sessions::{SessionLimits, WebSession};

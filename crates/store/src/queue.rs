@@ -3,10 +3,18 @@
 //! This module exists so that every node agrees, through the database alone,
 //! on which files are waiting, which node works on which batch and until
 //! when, and what became of each file. A node claims all waiting files of a
-//! quiet account as one batch and holds a lease on it; a node that dies
-//! loses its lease and another (or itself, restarted) takes the batch up
-//! again. On PostgreSQL claims lock rows with `FOR UPDATE SKIP LOCKED`, so
-//! two nodes never take the same file. It never touches files on disk.
+//! quiet account as one batch and holds a lease on it, renewed while it
+//! works ([`Store::renew_lease`]); a node that dies loses its lease and
+//! another (or itself, restarted) takes the batch up again. On PostgreSQL
+//! claims lock rows with `FOR UPDATE SKIP LOCKED`, so two nodes never take
+//! the same file.
+//!
+//! Batches of different accounts run side by side, on one node or many;
+//! one account has at most one batch in flight (`checking` or
+//! `handed_off`), on any node: a claim or a retake for an account with a
+//! batch in flight gets nothing, so an account's files travel in order.
+//! Both take the account's row lock before they decide. It never touches
+//! files on disk.
 
 use sqlx::Row;
 
@@ -14,7 +22,7 @@ use crate::Store;
 use crate::accounts::lock_account;
 use crate::db;
 use crate::error::{Result, StoreError};
-use crate::model::{Upload, UploadState};
+use crate::model::{HandoffDetail, Upload, UploadState};
 use crate::uploads::{upload_cols, upload_from_row};
 
 /// A finished file seen in an account's `/inbound`.
@@ -136,7 +144,8 @@ impl Store {
     }
 
     /// Accounts whose waiting files are ready to travel: none arrived or
-    /// changed in the last `quiet_ms` (files an admin decided on are ready at once).
+    /// changed in the last `quiet_ms` (files an admin decided on are ready
+    /// at once), and no batch of the account is in flight. Longest waiting first.
     ///
     /// # Errors
     /// [`StoreError::Database`].
@@ -144,9 +153,11 @@ impl Store {
         let rows = sqlx::query(db::sql(
             self.backend,
             "SELECT a.name FROM uploads u JOIN accounts a ON a.id = u.account_id \
-             WHERE u.state = 'received' GROUP BY a.name \
+             WHERE u.state = 'received' AND NOT EXISTS (SELECT 1 FROM uploads f \
+                 WHERE f.account_id = a.id AND f.state IN ('checking', 'handed_off')) \
+             GROUP BY a.name \
              HAVING MAX(CASE WHEN u.decision IS NULL THEN u.updated_at ELSE 0 END) <= {now} - $1 \
-             ORDER BY a.name",
+             ORDER BY MIN(u.id)",
         ))
         .bind(quiet_ms)
         .fetch_all(&self.pool)
@@ -155,8 +166,9 @@ impl Store {
     }
 
     /// Claims every waiting file of `account` as a new batch for `node`,
-    /// leased for `lease_ms`. `None` when nothing is waiting (or another
-    /// node was faster).
+    /// leased for `lease_ms`. `None` when nothing is waiting, a batch of the
+    /// account is in flight (here or on another node), or another node was
+    /// faster.
     ///
     /// # Errors
     /// [`StoreError::Database`].
@@ -170,6 +182,17 @@ impl Store {
         let Some(account_id) = lock_account(&mut tx, account).await? else {
             return Ok(None);
         };
+        let in_flight = sqlx::query(
+            "SELECT id FROM uploads WHERE account_id = $1 \
+             AND state IN ('checking', 'handed_off') LIMIT 1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if in_flight.is_some() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let now = db::now(self.backend, &mut *tx).await?;
         let batch: i64 = sqlx::query(
             "INSERT INTO ingest_batches (account_id, created_at, node_id) \
@@ -210,7 +233,8 @@ impl Store {
 
     /// Takes up one batch whose lease ran out (its node died or stalled), or
     /// whose failed hand-off is due for another try (fewer than
-    /// `max_attempts` so far). `None` when there is none.
+    /// `max_attempts` so far), unless another batch of its account is in
+    /// flight. `None` when there is none.
     ///
     /// # Errors
     /// [`StoreError::Database`].
@@ -220,40 +244,68 @@ impl Store {
         lease_ms: i64,
         max_attempts: i64,
     ) -> Result<Option<ClaimedBatch>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = db::begin_write(&self.pool, self.backend).await?;
         let now = db::now(self.backend, &mut *tx).await?;
-        let retaken = sqlx::query(db::sql(
+        let candidate = sqlx::query(db::sql(
             self.backend,
-            "UPDATE uploads SET node_id = $1, lease_until = $2 + $3, updated_at = $2, \
-             attempts = CASE WHEN state = 'handed_off' THEN attempts ELSE attempts + 1 END, \
-             state = CASE WHEN state = 'failed' THEN 'checking' ELSE state END \
-             WHERE batch_id = (SELECT batch_id FROM uploads WHERE batch_id IS NOT NULL \
-                 AND lease_until < $2 AND (state IN ('checking', 'handed_off') \
-                     OR (state = 'failed' AND attempts < $4)) \
-                 ORDER BY id LIMIT 1 {skip_locked}) \
-             AND lease_until < $2 \
-             AND (state IN ('checking', 'handed_off') OR (state = 'failed' AND attempts < $4)) \
-             RETURNING batch_id",
+            "SELECT u.batch_id, u.account_id FROM uploads u WHERE u.batch_id IS NOT NULL \
+             AND u.lease_until < $1 \
+             AND (u.state IN ('checking', 'handed_off') OR (u.state = 'failed' AND u.attempts < $2)) \
+             AND NOT EXISTS (SELECT 1 FROM uploads o WHERE o.account_id = u.account_id \
+                 AND o.batch_id <> u.batch_id AND o.state IN ('checking', 'handed_off') \
+                 AND o.lease_until >= $1) \
+             ORDER BY u.id LIMIT 1 {skip_locked}",
         ))
-        .bind(node)
         .bind(now)
-        .bind(lease_ms)
         .bind(max_attempts)
-        .fetch_all(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = retaken.first() else {
+        let Some(candidate) = candidate else {
             tx.rollback().await?;
             return Ok(None);
         };
-        let batch: i64 = row.try_get("batch_id")?;
-        let account: String = sqlx::query(
-            "SELECT a.name FROM ingest_batches b JOIN accounts a ON a.id = b.account_id \
-             WHERE b.id = $1",
+        let batch: i64 = candidate.try_get("batch_id")?;
+        let account_id: i64 = candidate.try_get("account_id")?;
+        // The account's lock, then the rule again: a claim on another node
+        // may have started a batch of the account since the look above.
+        let account: String =
+            sqlx::query("UPDATE accounts SET enabled = enabled WHERE id = $1 RETURNING name")
+                .bind(account_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("name")?;
+        let busy = sqlx::query(
+            "SELECT id FROM uploads WHERE account_id = $1 AND batch_id <> $2 \
+             AND state IN ('checking', 'handed_off') AND lease_until >= $3 LIMIT 1",
         )
+        .bind(account_id)
         .bind(batch)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("name")?;
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let retaken = if busy.is_some() {
+            0
+        } else {
+            sqlx::query(
+                "UPDATE uploads SET node_id = $1, lease_until = $2 + $3, updated_at = $2, \
+                 attempts = CASE WHEN state = 'handed_off' THEN attempts ELSE attempts + 1 END, \
+                 state = CASE WHEN state = 'failed' THEN 'checking' ELSE state END \
+                 WHERE batch_id = $5 AND lease_until < $2 \
+                 AND (state IN ('checking', 'handed_off') OR (state = 'failed' AND attempts < $4))",
+            )
+            .bind(node)
+            .bind(now)
+            .bind(lease_ms)
+            .bind(max_attempts)
+            .bind(batch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
+        if retaken == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let uploads = batch_uploads(&mut tx, batch, node).await?;
         tx.commit().await?;
         Ok(Some(ClaimedBatch {
@@ -429,22 +481,55 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a file's hand-off failed with `error`; the queue tries again
-    /// after `retry_in_ms` (see [`Store::retake_batch`]).
+    /// Marks a file's hand-off failed: `detail` for the district, `error`
+    /// for the vendor (`last_error`); the queue tries again after
+    /// `retry_in_ms` (see [`Store::retake_batch`]).
     ///
     /// # Errors
     /// [`StoreError::Database`].
-    pub async fn mark_failed(&self, id: i64, error: &str, retry_in_ms: i64) -> Result<()> {
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        detail: &str,
+        error: &str,
+        retry_in_ms: i64,
+    ) -> Result<()> {
         sqlx::query(db::sql(
             self.backend,
-            "UPDATE uploads SET state = 'failed', last_error = $2, detail = $2, \
-             lease_until = {now} + $3, updated_at = {now} WHERE id = $1",
+            "UPDATE uploads SET state = 'failed', last_error = $3, detail = $2, \
+             lease_until = {now} + $4, updated_at = {now} WHERE id = $1",
         ))
         .bind(id)
+        .bind(detail)
         .bind(error)
         .bind(retry_in_ms)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Keeps what the vendor's import answered at a hand-off of these files
+    /// (the vendor's detail; replaces the previous try's).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn record_handoff(&self, ids: &[i64], detail: &HandoffDetail) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE uploads SET handoff_exit_status = $2, handoff_output = $3, \
+                 webhook_url = $4, webhook_status = $5, webhook_body = $6 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(detail.command_exit_status)
+            .bind(detail.command_output.as_deref())
+            .bind(detail.webhook_url.as_deref())
+            .bind(detail.webhook_status)
+            .bind(detail.webhook_body.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }
