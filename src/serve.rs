@@ -174,6 +174,9 @@ fn ingest_settings(config: &Config) -> ferry_ingest::IngestSettings {
             ingest.node_id.clone()
         },
         handoff: ingest.handoff.clone(),
+        workers: ingest.workers,
+        max_file_size: ingest.max_file_size,
+        lease: ferry_ingest::DEFAULT_LEASE,
     }
 }
 

@@ -352,15 +352,15 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Records what checking a file found: its SHA-256, logical name, rows
-    /// and report.
+    /// Records what checking a file found: its SHA-256 (`None`: refused
+    /// without being read), logical name, rows and report.
     ///
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn record_check(
         &self,
         id: i64,
-        sha256: &str,
+        sha256: Option<&str>,
         logical_name: &str,
         rows: i64,
         report: &str,

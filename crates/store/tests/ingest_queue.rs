@@ -305,11 +305,11 @@ async fn guard_reference_and_duplicates_count_handed_off_files_only(db: TestDb) 
     let second = queued(store, "students_20261123.csv").await;
     store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
     store
-        .record_check(first, "aaa", "students.csv", 100, "r1")
+        .record_check(first, Some("aaa"), "students.csv", 100, "r1")
         .await
         .unwrap();
     store
-        .record_check(second, "bbb", "students.csv", 50, "r2")
+        .record_check(second, Some("bbb"), "students.csv", 50, "r2")
         .await
         .unwrap();
     assert_eq!(
