@@ -162,6 +162,30 @@ pub(crate) fn setup(csrf: &str, message: Option<&str>) -> Markup {
 }
 
 /// A state as a coloured word.
+/// What the vendor's import answered at an upload's last hand-off. Only
+/// vendor admins' views of an upload carry it ([`Principal::upload_view`]).
+fn vendor_detail(upload: &Upload) -> Markup {
+    let handoff = upload.handoff.as_ref();
+    if upload.last_error.is_none() && handoff.is_none() {
+        return html! {};
+    }
+    html! {
+        details.vendor-detail {
+            summary { "Vendor detail (not shown to the district)" }
+            dl {
+                @if let Some(error) = &upload.last_error { dt { "Error" } dd { (error) } }
+                @if let Some(h) = handoff {
+                    @if let Some(status) = h.command_exit_status { dt { "Command exit status" } dd.mono { (status) } }
+                    @if let Some(output) = &h.command_output { dt { "Command output (end)" } dd { pre { (output) } } }
+                    @if let Some(url) = &h.webhook_url { dt { "Webhook" } dd.mono { (url) } }
+                    @if let Some(status) = h.webhook_status { dt { "Webhook HTTP status" } dd.mono { (status) } }
+                    @if let Some(body) = &h.webhook_body { dt { "Webhook answer (end)" } dd { pre { (body) } } }
+                }
+            }
+        }
+    }
+}
+
 fn state_word(state: &str) -> Markup {
     html! { span class={ "state state-" (state) } { (state) } }
 }
@@ -286,7 +310,10 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
                             td.mono { (u.name) }
                             td { (u.size) " bytes" }
                             td { (state_word(u.state.as_str())) }
-                            td { (u.detail.as_deref().unwrap_or("")) }
+                            td {
+                                (u.detail.as_deref().unwrap_or(""))
+                                (vendor_detail(u))
+                            }
                             td {
                                 @if u.state == UploadState::Held {
                                     form.inline method="post" action={ (base) "/uploads/" (u.id) "/approve" } {
