@@ -329,6 +329,7 @@ fn ingest(raw: RawIngest) -> anyhow::Result<Ingest> {
                 raw.webhook_attempts as usize,
             )? as u32,
             webhook_backoff: duration("ingest.webhook_backoff", &raw.webhook_backoff)?,
+            launcher: None,
         },
     })
 }

@@ -173,7 +173,12 @@ fn ingest_settings(config: &Config) -> ferry_ingest::IngestSettings {
         } else {
             ingest.node_id.clone()
         },
-        handoff: ingest.handoff.clone(),
+        handoff: ferry_ingest::HandoffSettings {
+            // This binary starts hand-off commands (`ferry __run-hand-off`),
+            // so they die with the node without forking the whole server.
+            launcher: Some("/proc/self/exe".into()),
+            ..ingest.handoff.clone()
+        },
         workers: ingest.workers,
         max_file_size: ingest.max_file_size,
         lease: ferry_ingest::DEFAULT_LEASE,

@@ -6,9 +6,9 @@
 //!   paths, one per line: names with control characters never get here)
 //!   and `FERRY_MANIFEST` (the path of a JSON file holding exactly the
 //!   webhook's body) in its environment, and a timeout. It dies with the
-//!   node that started it (`PR_SET_PDEATHSIG`), so a killed node's hand-off
-//!   is never completed behind the queue's back; the batch is taken up
-//!   again instead.
+//!   node that started it (`PR_SET_PDEATHSIG`, see `launch`), so a killed
+//!   node's hand-off is never completed behind the queue's back; the batch
+//!   is taken up again instead.
 //! - The webhook gets the same JSON, signed in
 //!   `X-Ferry-Signature: sha256=<hex HMAC-SHA256 of the body>`, and is
 //!   retried with exponential back-off; any 2xx answer is success.
@@ -29,6 +29,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::launch;
 use crate::{FileReport, SetReport};
 
 /// At most this much of a command's output, or of a webhook's answer, is
@@ -50,6 +51,9 @@ pub struct HandoffSettings {
     pub webhook_attempts: u32,
     /// Wait before the second try; doubled before each further one.
     pub webhook_backoff: Duration,
+    /// The program that starts the command so it dies with this node
+    /// (`ferry` itself: [`crate::LAUNCH_ARG`]); `None`: started directly.
+    pub launcher: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for HandoffSettings {
@@ -261,9 +265,8 @@ async fn run_command(
         .iter()
         .map(|f| f.path.display().to_string())
         .collect();
-    let mut command = tokio::process::Command::new(&program);
+    let mut command = launch::command(settings.launcher.as_deref(), &settings.command);
     command
-        .args(&settings.command[1..])
         .env("FERRY_ACCOUNT", body.account)
         .env("FERRY_BATCH_ID", body.batch_id.to_string())
         .env("FERRY_FILES", files.join("\n"))
@@ -272,7 +275,6 @@ async fn run_command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    die_with_parent(&mut command);
     let mut child = command
         .spawn()
         .map_err(|source| HandoffError::Spawn { program, source })?;
@@ -364,20 +366,6 @@ async fn finish_reading(reading: tokio::task::JoinHandle<()>) -> bool {
             abort.abort();
             false
         }
-    }
-}
-
-/// The command gets SIGKILL when the thread that started it (a runtime
-/// worker, alive as long as the node) ends.
-fn die_with_parent(command: &mut tokio::process::Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 

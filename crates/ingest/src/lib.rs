@@ -8,7 +8,8 @@
 //!   signed webhook), the archive, the reports and retention. Modules:
 //!   `layout` (paths), `finished` (when a file is finished), `scan`, `watch`,
 //!   `pool` (batches of different accounts side by side), `lease` (the
-//!   heartbeat), `batch` (one claimed batch, start to end), `handoff`,
+//!   heartbeat), `batch` (one claimed batch, start to end), `handoff` and
+//!   `launch` (starting the command so it dies with its node),
 //!   `names` (names that are refused, names that fit), `archive`,
 //!   `pipeline` (the running tasks).
 //! - **The checks**, a pure library that touches neither the store, the
@@ -130,6 +131,7 @@ mod file_name;
 mod finished;
 mod guard;
 mod handoff;
+mod launch;
 mod layout;
 mod lease;
 mod names;
@@ -150,6 +152,7 @@ pub use handoff::{
     HandoffBody, HandoffError, HandoffFile, HandoffOutcome, HandoffSettings, redacted_url,
     signature,
 };
+pub use launch::{LAUNCH_ARG, exec_hand_off};
 pub use layout::Layout;
 pub use names::{NAME_MAX, file_name_that_fits, printable, unsafe_character};
 pub use pipeline::{DEFAULT_LEASE, FinishedUpload, IngestSettings, MAX_AUTOMATIC_ATTEMPTS, run};
