@@ -17,6 +17,13 @@ ALTER TABLE uploads ADD COLUMN webhook_url TEXT;
 ALTER TABLE uploads ADD COLUMN webhook_status INTEGER;
 ALTER TABLE uploads ADD COLUMN webhook_body TEXT;
 
+-- The file's inode when it was seen: with name, size and mtime, what makes
+-- a finished file the same file whichever node or detection source saw it,
+-- also after it was processed (it keeps its inode in staging and archive).
+ALTER TABLE uploads ADD COLUMN file_inode INTEGER;
+
 -- Batches of different accounts run side by side, one at a time per
--- account: "does this account have a batch in flight?" is asked often.
+-- account: "does this account have a batch in flight?" and "which files
+-- wait, which leases ran out?" are asked often, over a table that only grows.
 CREATE INDEX uploads_account_state ON uploads (account_id, state);
+CREATE INDEX uploads_state_lease ON uploads (state, lease_until);

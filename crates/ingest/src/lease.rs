@@ -89,6 +89,7 @@ mod tests {
             name: "x.csv".into(),
             size: 1,
             mtime_ms: 1,
+            inode: None,
         };
         store.enqueue_finished(&file).await.unwrap();
         let lease_ms = i64::try_from(lease.as_millis()).unwrap();

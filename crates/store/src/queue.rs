@@ -36,6 +36,9 @@ pub struct SeenFile {
     pub size: i64,
     /// Modification time, unix ms.
     pub mtime_ms: i64,
+    /// The inode, when known: a file moved out of `/inbound` for
+    /// processing keeps it, a new upload under the same name gets another.
+    pub inode: Option<i64>,
 }
 
 /// What [`Store::enqueue_finished`] did.
@@ -76,8 +79,10 @@ pub struct Finish<'a> {
 
 impl Store {
     /// Records a finished file as `received`, unless the same file (account,
-    /// name, size, mtime) is waiting or being taken already. A waiting row of
-    /// the same name with other content is updated instead of duplicated.
+    /// name, size, mtime) is waiting or being taken already, or — with its
+    /// inode known — was queued before in any state (another node, or the
+    /// watcher, saw it just before it was taken). A waiting row of the same
+    /// name with other content is updated instead of duplicated.
     ///
     /// # Errors
     /// [`StoreError::NoSuchAccount`]; [`StoreError::InvalidValue`] for a negative size.
@@ -89,15 +94,24 @@ impl Store {
                 got: file.size.to_string(),
             });
         }
+        // Most sightings are of files queued already (the watcher and the
+        // scan after the SFTP layer, another node): recognised without the
+        // account's lock, then once more under it.
+        if let Some(id) = same_file_queued(&self.pool, file).await? {
+            return Ok(Enqueued::AlreadyQueued(id));
+        }
         let mut tx = self.pool.begin().await?;
         let account_id = lock_account(&mut tx, &file.account).await?.ok_or_else(|| {
             StoreError::NoSuchAccount {
                 name: file.account.clone(),
             }
         })?;
+        if let Some(id) = same_file_queued(&mut *tx, file).await? {
+            return Ok(Enqueued::AlreadyQueued(id));
+        }
         let now = db::now(self.backend, &mut *tx).await?;
         let waiting = sqlx::query(
-            "SELECT id, size, file_mtime, state FROM uploads \
+            "SELECT id, state FROM uploads \
              WHERE account_id = $1 AND name = $2 AND state IN ('received', 'checking') \
              ORDER BY id DESC LIMIT 1",
         )
@@ -106,21 +120,19 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = waiting {
+            // Other content than the waiting row's (the same was found above).
             let id: i64 = row.try_get("id")?;
-            let same = row.try_get::<i64, _>("size")? == file.size
-                && row.try_get::<Option<i64>, _>("file_mtime")? == Some(file.mtime_ms);
             let state: String = row.try_get("state")?;
-            if same {
-                return Ok(Enqueued::AlreadyQueued(id));
-            }
             if state == "received" {
                 sqlx::query(
-                    "UPDATE uploads SET size = $2, file_mtime = $3, updated_at = $4 WHERE id = $1",
+                    "UPDATE uploads SET size = $2, file_mtime = $3, file_inode = $5, \
+                     updated_at = $4 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(file.size)
                 .bind(file.mtime_ms)
                 .bind(now)
+                .bind(file.inode)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -128,14 +140,15 @@ impl Store {
             }
         }
         let row = sqlx::query(
-            "INSERT INTO uploads (account_id, name, size, file_mtime, state, received_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'received', $5, $5) RETURNING id",
+            "INSERT INTO uploads (account_id, name, size, file_mtime, file_inode, state, \
+             received_at, updated_at) VALUES ($1, $2, $3, $4, $6, 'received', $5, $5) RETURNING id",
         )
         .bind(account_id)
         .bind(&file.name)
         .bind(file.size)
         .bind(file.mtime_ms)
         .bind(now)
+        .bind(file.inode)
         .fetch_one(&mut *tx)
         .await?;
         let id = row.try_get("id")?;
@@ -532,6 +545,31 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The row of the same file (account, name, size, mtime), if it is waiting
+/// or being taken, or — its inode known — was queued before in any state.
+async fn same_file_queued<'e, E>(executor: E, file: &SeenFile) -> Result<Option<i64>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(
+        "SELECT u.id FROM uploads u JOIN accounts a ON a.id = u.account_id \
+         WHERE a.name = $1 AND u.name = $2 AND u.size = $3 AND u.file_mtime = $4 \
+         AND (u.file_inode = $5 OR u.state IN ('received', 'checking')) \
+         ORDER BY u.id DESC LIMIT 1",
+    )
+    .bind(&file.account)
+    .bind(&file.name)
+    .bind(file.size)
+    .bind(file.mtime_ms)
+    .bind(file.inode)
+    .fetch_optional(executor)
+    .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("id")?),
+        None => None,
+    })
 }
 
 /// The files of `batch` that `node` now holds.

@@ -29,6 +29,7 @@ on_both_backends!(
     a_claim_and_a_retake_of_one_account_on_two_nodes_never_both_win,
     all_batches_of_a_restarted_node_are_released_and_retaken_one_by_one,
     the_vendors_handoff_detail_is_kept_apart_from_the_districts,
+    a_file_seen_again_after_it_was_processed_is_not_queued_again,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -43,6 +44,7 @@ fn seen(account: &str, name: &str, size: i64, mtime_ms: i64) -> SeenFile {
         name: name.to_owned(),
         size,
         mtime_ms,
+        inode: None,
     }
 }
 
@@ -663,4 +665,33 @@ async fn the_vendors_handoff_detail_is_kept_apart_from_the_districts(db: TestDb)
     let vendor = serde_json::to_value(&upload).unwrap();
     assert_eq!(vendor["handoff"]["webhook_status"], 502);
     assert_eq!(vendor["handoff"]["command_exit_status"], 0);
+}
+
+async fn a_file_seen_again_after_it_was_processed_is_not_queued_again(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let file = SeenFile {
+        inode: Some(7),
+        ..seen("d", "x.csv", 10, 1000)
+    };
+    let Enqueued::New(id) = store.enqueue_finished(&file).await.unwrap() else {
+        panic!("new")
+    };
+    let batch = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    finish_all(store, &ids(&batch)).await;
+    // Another node's watcher looked at the file just before it was taken.
+    assert_eq!(
+        store.enqueue_finished(&file).await.unwrap(),
+        Enqueued::AlreadyQueued(id)
+    );
+    // A new upload under the name (a new inode), even with the same size
+    // and a preserved modification time, is a new file.
+    let again = SeenFile {
+        inode: Some(8),
+        ..file.clone()
+    };
+    assert!(matches!(
+        store.enqueue_finished(&again).await.unwrap(),
+        Enqueued::New(other) if other != id
+    ));
 }

@@ -820,6 +820,7 @@ async fn the_vendors_handoff_detail_reaches_vendor_admins_only() {
             name: "teachers.csv".into(),
             size: 10,
             mtime_ms: 2,
+            inode: None,
         })
         .await
         .unwrap()
