@@ -172,10 +172,11 @@ async fn detect(
                 }
             }
             _ = settle_tick.tick() => {
-                for file in settler.settled(&layout, settings.settle) {
+                let settled = settler.settled(&layout, settings.settle);
+                *busy.lock().expect("busy accounts lock") = settler.busy_accounts();
+                for file in settled {
                     enqueue(&store, &file).await;
                 }
-                *busy.lock().expect("busy accounts lock") = settler.busy_accounts();
             }
         }
     }

@@ -7,10 +7,14 @@
 //! most [`crate::IngestSettings::workers`] at once, each under its lease's
 //! heartbeat ([`crate::lease`]). One account never has two batches in
 //! flight: the queue refuses them on every node, and the dispatcher skips
-//! accounts it is working on. It asks again whenever a batch ends, and
-//! every `poll_interval` otherwise.
+//! accounts it is working on.
+//!
+//! The queue is asked every `poll_interval`; the quiet accounts it names
+//! are kept until the next time, and whenever a batch ends the next of
+//! them is claimed at once. A burst of thousands of accounts therefore
+//! costs one claim per account, not one scan of the queue per batch.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -38,15 +42,19 @@ pub(crate) async fn work(
         ctx,
         running: JoinSet::new(),
         accounts: BTreeMap::new(),
+        ready: VecDeque::new(),
     };
     let mut tick = tokio::time::interval(settings.poll_interval);
     loop {
-        if let Err(e) = pool.fill(&busy).await {
+        let asked = tokio::select! {
+            _ = tick.tick() => pool.ask_the_queue().await,
+            Some(ended) = pool.running.join_next_with_id() => {
+                pool.ended(ended);
+                Ok(())
+            }
+        };
+        if let Err(e) = asked.and(pool.start_ready(&busy).await) {
             tracing::warn!(error = %e, "ingest could not ask the queue for work; trying again");
-        }
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(ended) = pool.running.join_next_with_id() => pool.ended(ended),
         }
     }
 }
@@ -58,6 +66,9 @@ struct Pool {
     running: JoinSet<()>,
     /// The account of each running batch's task.
     accounts: BTreeMap<Id, String>,
+    /// Quiet accounts not claimed yet, oldest waiting first, as the queue
+    /// named them at its last asking.
+    ready: VecDeque<String>,
 }
 
 impl Pool {
@@ -65,28 +76,38 @@ impl Pool {
         self.running.len() < self.ctx.settings.workers
     }
 
-    /// Starts batches until the pool is full or the queue has none ready.
-    async fn fill(&mut self, busy: &Mutex<BTreeSet<String>>) -> Result<(), StoreError> {
+    /// Takes up batches left behind while there is room, then learns which
+    /// accounts are quiet.
+    async fn ask_the_queue(&mut self) -> Result<(), StoreError> {
         let ctx = self.ctx.clone();
-        let (settings, store) = (&ctx.settings, &ctx.store);
-        let lease_ms = settings.lease_ms();
+        let settings = &ctx.settings;
         while self.has_room() {
-            let Some(batch) = store
-                .retake_batch(&settings.node_id, lease_ms, MAX_AUTOMATIC_ATTEMPTS)
+            let Some(batch) = ctx
+                .store
+                .retake_batch(
+                    &settings.node_id,
+                    settings.lease_ms(),
+                    MAX_AUTOMATIC_ATTEMPTS,
+                )
                 .await?
             else {
                 break;
             };
             self.start(batch);
         }
-        if !self.has_room() {
-            return Ok(());
-        }
         let quiet_ms = i64::try_from(settings.quiet_period.as_millis()).unwrap_or(i64::MAX);
-        for account in store.quiet_accounts(quiet_ms).await? {
-            if !self.has_room() {
+        self.ready = ctx.store.quiet_accounts(quiet_ms).await?.into();
+        Ok(())
+    }
+
+    /// Claims ready accounts' batches until the pool is full.
+    async fn start_ready(&mut self, busy: &Mutex<BTreeSet<String>>) -> Result<(), StoreError> {
+        let ctx = self.ctx.clone();
+        let settings = &ctx.settings;
+        while self.has_room() {
+            let Some(account) = self.ready.pop_front() else {
                 break;
-            }
+            };
             let settling = busy.lock().expect("busy accounts lock").contains(&account);
             if self.is_working_on(&account)
                 || settling
@@ -94,8 +115,9 @@ impl Pool {
             {
                 continue;
             }
-            if let Some(batch) = store
-                .claim_batch(&account, &settings.node_id, lease_ms)
+            if let Some(batch) = ctx
+                .store
+                .claim_batch(&account, &settings.node_id, settings.lease_ms())
                 .await?
             {
                 self.start(batch);
