@@ -120,7 +120,7 @@ fn list_line(upload: &Upload) -> String {
         upload.account,
         upload.state,
         upload.size,
-        upload.name
+        ferry_ingest::printable(&upload.name)
     )
 }
 
@@ -131,7 +131,7 @@ fn details(upload: &Upload) -> String {
         "upload {}\n  account:      {}\n  name:         {}\n  size:         {} bytes\n  sha256:       {}\n  state:        {}\n  received at:  {}\n  updated at:   {}\n",
         upload.id,
         upload.account,
-        upload.name,
+        ferry_ingest::printable(&upload.name),
         upload.size,
         optional(&upload.sha256),
         upload.state,
