@@ -258,7 +258,8 @@ fn check_file(path: &Path, plan: &CheckPlan, limit: u64) -> std::io::Result<(Fil
 /// Runs the set checks for the profiles that have them; a set that fails
 /// refuses all its files. Writes one set report per set to `/reports`.
 /// Files an admin approved or rejected are left out: they were held after
-/// their set was checked, and travel alone. So are files refused unread.
+/// their set was checked, and travel with the rest of their held set
+/// without being checked again. So are files refused unread.
 fn check_sets(
     ctx: &BatchContext,
     checked: &mut [Checked],

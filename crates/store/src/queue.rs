@@ -13,8 +13,10 @@
 //! one account has at most one batch in flight (`checking` or
 //! `handed_off`), on any node: a claim or a retake for an account with a
 //! batch in flight gets nothing, so an account's files travel in order.
-//! Both take the account's row lock before they decide. It never touches
-//! files on disk.
+//! Both take the account's row lock before they decide. Files the roster
+//! guard held in one batch travel on together: one an admin decided on
+//! waits while another of its batch is still held (`decided_waiting_for_its_set!`).
+//! It never touches files on disk.
 
 use sqlx::Row;
 
@@ -24,6 +26,18 @@ use crate::db;
 use crate::error::{Result, StoreError};
 use crate::model::{HandoffDetail, Upload, UploadState};
 use crate::uploads::{upload_cols, upload_from_row};
+
+/// SQL condition on a waiting upload `u`: an admin approved or rejected it,
+/// and another file held in the same batch still waits for a decision.
+/// Such a file is not ready yet, so the files of a held set are handed over
+/// together once the last of them is decided, however far apart the
+/// decisions came. (A macro so that it joins the queries at compile time.)
+macro_rules! decided_waiting_for_its_set {
+    () => {
+        "(u.decision IN ('approved', 'rejected') AND EXISTS (SELECT 1 FROM uploads h \
+         WHERE h.batch_id = u.batch_id AND h.state = 'held'))"
+    };
+}
 
 /// A finished file seen in an account's `/inbound`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,12 +179,16 @@ impl Store {
     pub async fn quiet_accounts(&self, quiet_ms: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(db::sql(
             self.backend,
-            "SELECT a.name FROM uploads u JOIN accounts a ON a.id = u.account_id \
-             WHERE u.state = 'received' AND NOT EXISTS (SELECT 1 FROM uploads f \
-                 WHERE f.account_id = a.id AND f.state IN ('checking', 'handed_off')) \
-             GROUP BY a.name \
-             HAVING MAX(CASE WHEN u.decision IS NULL THEN u.updated_at ELSE 0 END) <= {now} - $1 \
-             ORDER BY MIN(u.id)",
+            concat!(
+                "SELECT a.name FROM uploads u JOIN accounts a ON a.id = u.account_id \
+                 WHERE u.state = 'received' AND NOT ",
+                decided_waiting_for_its_set!(),
+                " AND NOT EXISTS (SELECT 1 FROM uploads f \
+                     WHERE f.account_id = a.id AND f.state IN ('checking', 'handed_off')) \
+                 GROUP BY a.name \
+                 HAVING MAX(CASE WHEN u.decision IS NULL THEN u.updated_at ELSE 0 END) <= {now} - $1 \
+                 ORDER BY MIN(u.id)"
+            ),
         ))
         .bind(quiet_ms)
         .fetch_all(&self.pool)
@@ -219,10 +237,14 @@ impl Store {
         .try_get("id")?;
         let claimed = sqlx::query(db::sql(
             self.backend,
-            "UPDATE uploads SET state = 'checking', batch_id = $1, node_id = $2, \
-             lease_until = $3 + $4, attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM uploads WHERE account_id = $5 AND state = 'received' \
-             {skip_locked})",
+            concat!(
+                "UPDATE uploads SET state = 'checking', batch_id = $1, node_id = $2, \
+                 lease_until = $3 + $4, attempts = attempts + 1, updated_at = $3 \
+                 WHERE id IN (SELECT u.id FROM uploads u WHERE u.account_id = $5 \
+                 AND u.state = 'received' AND NOT ",
+                decided_waiting_for_its_set!(),
+                " {skip_locked})"
+            ),
         ))
         .bind(batch)
         .bind(node)

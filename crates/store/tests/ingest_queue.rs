@@ -30,6 +30,7 @@ on_both_backends!(
     all_batches_of_a_restarted_node_are_released_and_retaken_one_by_one,
     the_vendors_handoff_detail_is_kept_apart_from_the_districts,
     a_file_seen_again_after_it_was_processed_is_not_queued_again,
+    files_held_together_travel_together_after_the_last_decision,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -694,4 +695,44 @@ async fn a_file_seen_again_after_it_was_processed_is_not_queued_again(db: TestDb
         store.enqueue_finished(&again).await.unwrap(),
         Enqueued::New(other) if other != id
     ));
+}
+
+async fn files_held_together_travel_together_after_the_last_decision(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let held: Vec<i64> = [
+        queued(store, "a.csv").await,
+        queued(store, "b.csv").await,
+        queued(store, "c.csv").await,
+    ]
+    .into();
+    store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    for &id in &held {
+        let finish = Finish {
+            state: UploadState::Held,
+            detail: "held for review by the roster guard",
+            report: None,
+            archive_path: None,
+        };
+        store.finish_upload(id, finish).await.unwrap();
+    }
+    // Decisions one by one, as an admin clicks through them: none of the
+    // decided files travels while another of their batch is still held,
+    // not even with a new file of the account being claimed.
+    store.reject_upload(held[2], &cli()).await.unwrap();
+    store.approve_upload(held[0], &cli()).await.unwrap();
+    assert!(store.quiet_accounts(0).await.unwrap().is_empty());
+    assert!(store.claim_batch("d", "n1", LEASE).await.unwrap().is_none());
+    let new = queued(store, "d.csv").await;
+    let alone = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    assert_eq!(ids(&alone), [new]);
+    finish_all(store, &[new]).await;
+    assert_eq!(state(store, held[0]).await, UploadState::Received);
+
+    store.approve_upload(held[1], &cli()).await.unwrap();
+    assert_eq!(store.quiet_accounts(3_600_000).await.unwrap(), ["d"]);
+    let together = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    let mut claimed = ids(&together);
+    claimed.sort_unstable();
+    assert_eq!(claimed, held);
 }
