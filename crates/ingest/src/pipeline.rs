@@ -159,9 +159,16 @@ async fn detect(
         tokio::select! {
             event = finished.recv(), if sftp_open => match event {
                 Some(upload) => {
-                    if let Some(file) = look(&layout, &upload.account, &upload.name) {
-                        enqueue(&store, &file).await;
+                    // A burst's uploads are queued together, in one write.
+                    let mut files = Vec::new();
+                    let mut next = Some(upload);
+                    while let Some(upload) = next {
+                        files.extend(look(&layout, &upload.account, &upload.name));
+                        next = (files.len() < MAX_QUEUED_AT_ONCE)
+                            .then(|| finished.try_recv().ok())
+                            .flatten();
                     }
+                    enqueue(&store, &files).await;
                 }
                 None => sftp_open = false,
             },
@@ -174,8 +181,8 @@ async fn detect(
             _ = settle_tick.tick() => {
                 let settled = settler.settled(&layout, settings.settle);
                 *busy.lock().expect("busy accounts lock") = settler.busy_accounts();
-                for file in settled {
-                    enqueue(&store, &file).await;
+                for files in settled.chunks(MAX_QUEUED_AT_ONCE) {
+                    enqueue(&store, files).await;
                 }
             }
         }
@@ -188,17 +195,32 @@ fn settle_look_interval(settle: Duration) -> Duration {
     (settle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
-async fn enqueue(store: &Store, file: &SeenFile) {
-    match store.enqueue_finished(file).await {
-        Ok(Enqueued::New(id)) => {
-            tracing::info!(upload = id, account = %file.account, name = %printable(&file.name), size = file.size, "finished file queued");
-        }
-        Ok(Enqueued::Replaced(id)) => {
-            tracing::info!(upload = id, account = %file.account, name = %printable(&file.name), size = file.size, "queued file was replaced before it was taken");
-        }
-        Ok(Enqueued::AlreadyQueued(_)) => {}
+/// At most this many finished files are queued in one transaction.
+const MAX_QUEUED_AT_ONCE: usize = 500;
+
+async fn enqueue(store: &Store, files: &[SeenFile]) {
+    if files.is_empty() {
+        return;
+    }
+    let results = match store.enqueue_all(files).await {
+        Ok(results) => results,
         Err(e) => {
-            tracing::warn!(account = %file.account, name = %printable(&file.name), error = %e, "cannot queue a finished file; the next scan tries again");
+            tracing::warn!(files = files.len(), first = %printable(&files[0].name), error = %e, "cannot queue finished files; the next scan tries again");
+            return;
+        }
+    };
+    for (file, result) in files.iter().zip(results) {
+        match result {
+            Ok(Enqueued::New(id)) => {
+                tracing::info!(upload = id, account = %file.account, name = %printable(&file.name), size = file.size, "finished file queued");
+            }
+            Ok(Enqueued::Replaced(id)) => {
+                tracing::info!(upload = id, account = %file.account, name = %printable(&file.name), size = file.size, "queued file was replaced before it was taken");
+            }
+            Ok(Enqueued::AlreadyQueued(_)) => {}
+            Err(e) => {
+                tracing::warn!(account = %file.account, name = %printable(&file.name), error = %e, "cannot queue a finished file; the next scan tries again");
+            }
         }
     }
 }

@@ -101,73 +101,55 @@ impl Store {
     /// # Errors
     /// [`StoreError::NoSuchAccount`]; [`StoreError::InvalidValue`] for a negative size.
     pub async fn enqueue_finished(&self, file: &SeenFile) -> Result<Enqueued> {
-        if file.size < 0 {
-            return Err(StoreError::InvalidValue {
-                what: "an upload's size",
-                rule: "zero or more bytes",
-                got: file.size.to_string(),
-            });
-        }
-        // Most sightings are of files queued already (the watcher and the
-        // scan after the SFTP layer, another node): recognised without the
-        // account's lock, then once more under it.
-        if let Some(id) = same_file_queued(&self.pool, file).await? {
-            return Ok(Enqueued::AlreadyQueued(id));
-        }
-        let mut tx = self.pool.begin().await?;
-        let account_id = lock_account(&mut tx, &file.account).await?.ok_or_else(|| {
-            StoreError::NoSuchAccount {
-                name: file.account.clone(),
-            }
-        })?;
-        if let Some(id) = same_file_queued(&mut *tx, file).await? {
-            return Ok(Enqueued::AlreadyQueued(id));
-        }
-        let now = db::now(self.backend, &mut *tx).await?;
-        let waiting = sqlx::query(
-            "SELECT id, state FROM uploads \
-             WHERE account_id = $1 AND name = $2 AND state IN ('received', 'checking') \
-             ORDER BY id DESC LIMIT 1",
-        )
-        .bind(account_id)
-        .bind(&file.name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = waiting {
-            // Other content than the waiting row's (the same was found above).
-            let id: i64 = row.try_get("id")?;
-            let state: String = row.try_get("state")?;
-            if state == "received" {
-                sqlx::query(
-                    "UPDATE uploads SET size = $2, file_mtime = $3, file_inode = $5, \
-                     updated_at = $4 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(file.size)
-                .bind(file.mtime_ms)
-                .bind(now)
-                .bind(file.inode)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                return Ok(Enqueued::Replaced(id));
+        let mut results = self.enqueue_all(std::slice::from_ref(file)).await?;
+        results.pop().expect("one result per file")
+    }
+
+    /// Records finished files as [`Store::enqueue_finished`] does, all in
+    /// one transaction: a burst of thousands of uploads is a few writes,
+    /// not one per file competing with the batches' writes. Accounts are
+    /// locked in name order, so two nodes queueing the same burst never
+    /// wait on each other in a circle. One result per file, in order.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] for all of them; per file
+    /// [`StoreError::NoSuchAccount`] or [`StoreError::InvalidValue`].
+    pub async fn enqueue_all(&self, files: &[SeenFile]) -> Result<Vec<Result<Enqueued>>> {
+        let mut results: Vec<Option<Result<Enqueued>>> = files.iter().map(|_| None).collect();
+        let mut to_write = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            if file.size < 0 {
+                results[i] = Some(Err(StoreError::InvalidValue {
+                    what: "an upload's size",
+                    rule: "zero or more bytes",
+                    got: file.size.to_string(),
+                }));
+            } else if let Some(id) = same_file_queued(&self.pool, file).await? {
+                // Most sightings are of files queued already (the watcher
+                // and the scan after the SFTP layer, another node):
+                // recognised without the account's lock, then once more
+                // under it.
+                results[i] = Some(Ok(Enqueued::AlreadyQueued(id)));
+            } else {
+                to_write.push(i);
             }
         }
-        let row = sqlx::query(
-            "INSERT INTO uploads (account_id, name, size, file_mtime, file_inode, state, \
-             received_at, updated_at) VALUES ($1, $2, $3, $4, $6, 'received', $5, $5) RETURNING id",
-        )
-        .bind(account_id)
-        .bind(&file.name)
-        .bind(file.size)
-        .bind(file.mtime_ms)
-        .bind(now)
-        .bind(file.inode)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = row.try_get("id")?;
-        tx.commit().await?;
-        Ok(Enqueued::New(id))
+        if !to_write.is_empty() {
+            to_write.sort_by(|&a, &b| files[a].account.cmp(&files[b].account));
+            let mut tx = self.pool.begin().await?;
+            let now = db::now(self.backend, &mut *tx).await?;
+            for i in to_write {
+                results[i] = Some(match enqueue_one(&mut tx, &files[i], now).await {
+                    Err(e @ StoreError::NoSuchAccount { .. }) => Err(e),
+                    other => Ok(other?),
+                });
+            }
+            tx.commit().await?;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("a result for every file"))
+            .collect())
     }
 
     /// Accounts whose waiting files are ready to travel: none arrived or
@@ -567,6 +549,66 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// [`Store::enqueue_all`]'s work for one file not seen queued before,
+/// inside its transaction. [`StoreError::NoSuchAccount`] comes before any
+/// write.
+async fn enqueue_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    file: &SeenFile,
+    now: i64,
+) -> Result<Enqueued> {
+    let account_id =
+        lock_account(tx, &file.account)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchAccount {
+                name: file.account.clone(),
+            })?;
+    if let Some(id) = same_file_queued(&mut **tx, file).await? {
+        return Ok(Enqueued::AlreadyQueued(id));
+    }
+    let waiting = sqlx::query(
+        "SELECT id, state FROM uploads \
+         WHERE account_id = $1 AND name = $2 AND state IN ('received', 'checking') \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(account_id)
+    .bind(&file.name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = waiting {
+        // Other content than the waiting row's (the same was found above).
+        let id: i64 = row.try_get("id")?;
+        let state: String = row.try_get("state")?;
+        if state == "received" {
+            sqlx::query(
+                "UPDATE uploads SET size = $2, file_mtime = $3, file_inode = $5, \
+                 updated_at = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(file.size)
+            .bind(file.mtime_ms)
+            .bind(now)
+            .bind(file.inode)
+            .execute(&mut **tx)
+            .await?;
+            return Ok(Enqueued::Replaced(id));
+        }
+    }
+    let row = sqlx::query(
+        "INSERT INTO uploads (account_id, name, size, file_mtime, file_inode, state, \
+         received_at, updated_at) VALUES ($1, $2, $3, $4, $6, 'received', $5, $5) RETURNING id",
+    )
+    .bind(account_id)
+    .bind(&file.name)
+    .bind(file.size)
+    .bind(file.mtime_ms)
+    .bind(now)
+    .bind(file.inode)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Enqueued::New(row.try_get("id")?))
 }
 
 /// The row of the same file (account, name, size, mtime), if it is waiting

@@ -31,6 +31,7 @@ on_both_backends!(
     the_vendors_handoff_detail_is_kept_apart_from_the_districts,
     a_file_seen_again_after_it_was_processed_is_not_queued_again,
     files_held_together_travel_together_after_the_last_decision,
+    a_burst_is_queued_in_one_call_with_a_result_per_file,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -735,4 +736,41 @@ async fn files_held_together_travel_together_after_the_last_decision(db: TestDb)
     let mut claimed = ids(&together);
     claimed.sort_unstable();
     assert_eq!(claimed, held);
+}
+
+async fn a_burst_is_queued_in_one_call_with_a_result_per_file(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    account(store, "e").await;
+    let known = queued_in(store, "e", "old.csv").await;
+    let files = [
+        seen("e", "new.csv", 5, 1),
+        seen("d", "new.csv", 5, 1),
+        seen("e", "old.csv", 10, 1),
+        seen("gone", "x.csv", 5, 1),
+        seen("d", "bad.csv", -1, 1),
+        seen("d", "new.csv", 5, 1),
+    ];
+    let results = store.enqueue_all(&files).await.unwrap();
+    assert_eq!(results.len(), files.len());
+    let Ok(Enqueued::New(e_new)) = results[0] else {
+        panic!("{:?}", results[0])
+    };
+    let Ok(Enqueued::New(d_new)) = results[1] else {
+        panic!("{:?}", results[1])
+    };
+    assert!(matches!(results[2], Ok(Enqueued::AlreadyQueued(id)) if id == known));
+    assert!(
+        matches!(&results[3], Err(StoreError::NoSuchAccount { name }) if name == "gone"),
+        "{:?}",
+        results[3]
+    );
+    assert!(matches!(results[4], Err(StoreError::InvalidValue { .. })));
+    // The same file twice in one burst is queued once.
+    assert!(matches!(results[5], Ok(Enqueued::AlreadyQueued(id)) if id == d_new));
+    assert_eq!(store.quiet_accounts(0).await.unwrap(), ["e", "d"]);
+    let batch = store.claim_batch("e", "n1", LEASE).await.unwrap().unwrap();
+    let mut claimed = ids(&batch);
+    claimed.sort_unstable();
+    assert_eq!(claimed, [known, e_new]);
 }
