@@ -87,6 +87,10 @@ pub struct Ingest {
     pub node_id: String,
     pub rules: ferry_ingest::Rules,
     pub handoff: ferry_ingest::HandoffSettings,
+    /// Batches of different accounts processed at once.
+    pub workers: usize,
+    /// Files larger than this are refused without being read.
+    pub max_file_size: u64,
 }
 
 /// `[notify]`: notifications (see config/ferry.toml).
@@ -235,6 +239,8 @@ struct RawIngest {
     webhook_secret: String,
     webhook_attempts: u32,
     webhook_backoff: String,
+    workers: usize,
+    max_file_size: toml::Value,
 }
 
 impl Config {
@@ -444,8 +450,22 @@ fn ingest(raw: RawIngest) -> anyhow::Result<Ingest> {
             bail!("{key} = 0s: must be longer than zero, like 5m or 2s");
         }
     }
+    let max_file_size = match &raw.max_file_size {
+        toml::Value::String(text) => text.parse::<ferry_ingest::ByteSize>(),
+        toml::Value::Integer(bytes) => u64::try_from(*bytes)
+            .map_err(|_| "a size limit must be more than 0 bytes".to_owned())
+            .and_then(|bytes| bytes.to_string().parse()),
+        other => Err(format!("{other} is not a size")),
+    }
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "ingest.max_file_size: {e}; write it like \"2 GiB\" or \"500 MB\" (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+        )
+    })?;
     Ok(Ingest {
         enabled: raw.enabled,
+        workers: at_least_one("ingest.workers", raw.workers)?,
+        max_file_size: max_file_size.0,
         settle: duration("ingest.settle", &raw.settle)?,
         quiet_period: duration("ingest.quiet_period", &raw.quiet_period)?,
         retention: duration("ingest.retention", &raw.retention)?,
@@ -464,6 +484,7 @@ fn ingest(raw: RawIngest) -> anyhow::Result<Ingest> {
                 raw.webhook_attempts as usize,
             )? as u32,
             webhook_backoff: duration("ingest.webhook_backoff", &raw.webhook_backoff)?,
+            launcher: None,
         },
     })
 }
@@ -827,6 +848,25 @@ mod tests {
         assert!(i.handoff.command.is_empty());
         assert_eq!(i.handoff.webhook_url, None);
         assert_eq!(i.node_id, "");
+        assert_eq!(i.workers, 4);
+        assert_eq!(i.max_file_size, 2 << 30);
+        let c = Config::parse(
+            Some("[ingest]\nworkers = 16\nmax_file_size = \"500 MB\"\n"),
+            &[],
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.ingest.workers, c.ingest.max_file_size),
+            (16, 500_000_000)
+        );
+        let c = Config::parse(
+            None,
+            &env(&[("FERRY_INGEST__MAX_FILE_SIZE", "1 KiB")]),
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.ingest.max_file_size, 1024);
 
         let file = "[ingest]\ncommand = [\"/usr/bin/import\", \"--all\"]\nwebhook_url = \"https://vendor.example/hook\"\n";
         let c = Config::parse(
@@ -888,6 +928,9 @@ mod tests {
     fn bad_ingest_values_name_the_key_and_the_fix() {
         let err = |file: &str| Config::parse(Some(file), &[], "f").unwrap_err().to_string();
         assert!(err("[ingest]\nmax_row_drop = 1.5").contains("ingest.max_row_drop = 1.5"));
+        assert!(err("[ingest]\nworkers = 0").contains("ingest.workers = 0"));
+        assert!(err("[ingest]\nmax_file_size = \"5 parsecs\"").contains("ingest.max_file_size"));
+        assert!(err("[ingest]\nmax_file_size = 0").contains("ingest.max_file_size"));
         assert!(err("[ingest]\nwebhook_url = \"ftp://x\"").contains("ingest.webhook_url"));
         assert!(
             err("[ingest]\nwebhook_url = \"https://x\"").contains("FERRY_INGEST__WEBHOOK_SECRET")

@@ -78,6 +78,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == ferry_ingest::LAUNCH_ARG) {
+        // `ferry serve` starting a hand-off command (ferry_ingest::launch).
+        let error = ferry_ingest::exec_hand_off(&args[2..]);
+        eprintln!(
+            "ferry: the hand-off command could not be started: {error}; check [ingest] command"
+        );
+        return std::process::ExitCode::from(127);
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

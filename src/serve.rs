@@ -219,7 +219,15 @@ fn ingest_settings(config: &Config) -> ferry_ingest::IngestSettings {
         max_row_drop: ingest.max_row_drop,
         rules: ingest.rules.clone(),
         node_id: node_id(config),
-        handoff: ingest.handoff.clone(),
+        handoff: ferry_ingest::HandoffSettings {
+            // This binary starts hand-off commands (`ferry __run-hand-off`),
+            // so they die with the node without forking the whole server.
+            launcher: Some("/proc/self/exe".into()),
+            ..ingest.handoff.clone()
+        },
+        workers: ingest.workers,
+        max_file_size: ingest.max_file_size,
+        lease: ferry_ingest::DEFAULT_LEASE,
     }
 }
 

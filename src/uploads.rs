@@ -4,12 +4,15 @@
 //!
 //! Decisions go through the store (the same calls the web API makes), are
 //! audited as `cli:<user>`, and are picked up by the running server's
-//! pipeline from the queue within `ingest.poll_interval`.
+//! pipeline from the queue within `ingest.poll_interval`. The command line
+//! is the vendor's: `show` includes what the vendor's import answered (exit
+//! status and output, redacted webhook URL, HTTP status and answer), which a
+//! district never sees.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use ferry_store::{Upload, escape_control, format_timestamp};
+use ferry_store::{HandoffDetail, Upload, escape_control, format_timestamp};
 
 use crate::commands::{actor, open_store};
 use crate::config::Config;
@@ -160,5 +163,39 @@ fn details(upload: &Upload) -> String {
             text.push_str(&format!("  {:<13} {value}\n", format!("{label}:")));
         }
     }
+    if let Some(handoff) = &upload.handoff {
+        text.push_str(&handoff_details(handoff));
+    }
     text
+}
+
+/// What the vendor's import answered at the last hand-off.
+fn handoff_details(handoff: &HandoffDetail) -> String {
+    let mut text = String::from("  last hand-off (vendor only; never in the district's report):\n");
+    let line = |label: &str, value: &str| format!("    {:<15} {value}\n", format!("{label}:"));
+    if let Some(status) = handoff.command_exit_status {
+        text.push_str(&line("command exit", &status.to_string()));
+    }
+    if let Some(output) = &handoff.command_output {
+        text.push_str(&line("command output", ""));
+        text.push_str(&indented(output));
+    }
+    if let Some(url) = &handoff.webhook_url {
+        let status = handoff
+            .webhook_status
+            .map_or("no answer".to_owned(), |s| format!("HTTP {s}"));
+        text.push_str(&line("webhook", &format!("{url} ({status})")));
+    }
+    if let Some(body) = &handoff.webhook_body {
+        text.push_str(&line("webhook answer", ""));
+        text.push_str(&indented(body));
+    }
+    text
+}
+
+fn indented(block: &str) -> String {
+    block
+        .lines()
+        .map(|l| format!("      | {}\n", l.trim_end()))
+        .collect()
 }

@@ -9,249 +9,13 @@
 //! reports in `/reports` saying why.
 
 mod common;
+mod ingest_support;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use hmac::{Hmac, KeyInit, Mac};
+use ingest_support::*;
 use serde_json::Value;
-
-/// How long the pipeline may take for one batch in these tests.
-const PIPELINE_TIMEOUT: Duration = Duration::from_secs(60);
-const SECRET: &str = "test-webhook-secret";
-
-// ---------------------------------------------------------------- helpers
-
-/// An installation with ingest on and `extra_ingest` in `[ingest]`, one
-/// account with a key, a running server and a login.
-fn ingest_setup(account: &str, extra_ingest: &str) -> (Env, Server, Login) {
-    let env = Env::with_ingest(extra_ingest);
-    env.create_account(account);
-    let key = env.new_key(account);
-    env.install_key(account, &key);
-    let server = env.start();
-    let login = env.login(&server, account, &key);
-    (env, server, login)
-}
-
-/// A hand-off command: a shell script (the test's; Ferry itself runs no
-/// shell) that runs `before`, then appends `<batch id> <account> <file
-/// names…>` to `done.log`.
-struct Handoff {
-    dir: tempfile::TempDir,
-}
-
-impl Handoff {
-    fn new(before: &str) -> Handoff {
-        let dir = tempfile::tempdir().unwrap();
-        let done = dir.path().join("done.log");
-        std::fs::write(
-            dir.path().join("handoff.sh"),
-            format!(
-                "{before}\nnames=$(printf '%s\\n' \"$FERRY_FILES\" | xargs -n1 basename | sort | tr '\\n' ' ')\n\
-                 echo \"$FERRY_BATCH_ID $FERRY_ACCOUNT $names\" >> {done:?}\necho handed over\n"
-            ),
-        )
-        .unwrap();
-        Handoff { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The `[ingest] command` line.
-    fn config(&self) -> String {
-        format!(
-            "command = [\"/bin/sh\", {:?}]\n",
-            self.path("handoff.sh").display().to_string()
-        )
-    }
-
-    /// Lines of `done.log`: completed hand-offs.
-    fn done(&self) -> Vec<String> {
-        read_lines(&self.path("done.log"))
-    }
-}
-
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn states(rows: &[Value]) -> Vec<(String, String)> {
-    let mut states: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap_or("?").to_owned(),
-                r["state"].as_str().unwrap_or("?").to_owned(),
-            )
-        })
-        .collect();
-    states.sort();
-    states
-}
-
-fn all_in_state(rows: &[Value], count: usize, state: &str) -> bool {
-    rows.len() == count && rows.iter().all(|r| r["state"] == state)
-}
-
-/// Every file under `dir`, recursively, as paths relative to it.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-/// The text of every report in the account's /reports, joined.
-fn reports_text(env: &Env, account: &str) -> String {
-    let dir = env.account_root(account).join("reports");
-    files_under(&dir)
-        .iter()
-        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n----\n")
-}
-
-/// Waits `period` and asserts `check` held the whole time (polled): for
-/// "nothing more happens" after the expected outcome.
-fn stays(period: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let end = Instant::now() + period;
-    while Instant::now() < end {
-        assert!(check(), "{what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn roster(rows: usize) -> String {
-    let mut text = String::from("student_id,last_name,grade\n");
-    for i in 0..rows {
-        text.push_str(&format!("{i},Name{i},{}\n", i % 12 + 1));
-    }
-    text
-}
-
-/// A webhook receiver on 127.0.0.1:0 answering 500 to the first
-/// `fail_first` requests and 200 afterwards; it records every request and
-/// whether its signature was right.
-struct Receiver {
-    url: String,
-    calls: Arc<Mutex<Vec<Call>>>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-#[derive(Clone, Debug)]
-struct Call {
-    body: Value,
-    raw: Vec<u8>,
-    signature_ok: bool,
-    answered: u16,
-}
-
-#[derive(Clone)]
-struct ReceiverState {
-    calls: Arc<Mutex<Vec<Call>>>,
-    fail_first: usize,
-}
-
-async fn hook(
-    axum::extract::State(state): axum::extract::State<ReceiverState>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::http::StatusCode {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let signature_ok = headers
-        .get("x-ferry-signature")
-        .and_then(|v| v.to_str().ok())
-        == Some(format!("sha256={expected}").as_str());
-    let mut calls = state.calls.lock().unwrap();
-    let answered = if calls.len() < state.fail_first {
-        500
-    } else {
-        200
-    };
-    calls.push(Call {
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        raw: body.to_vec(),
-        signature_ok,
-        answered,
-    });
-    axum::http::StatusCode::from_u16(answered).unwrap()
-}
-
-fn start_receiver(fail_first: usize) -> Receiver {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let state = ReceiverState {
-        calls: calls.clone(),
-        fail_first,
-    };
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .route("/hook", axum::routing::post(hook))
-        .with_state(state);
-    runtime.spawn(async move { axum::serve(listener, app).await });
-    Receiver {
-        url: format!("http://{addr}/hook"),
-        calls,
-        _runtime: runtime,
-    }
-}
-
-impl Receiver {
-    fn config(&self) -> String {
-        format!(
-            "webhook_url = {:?}\nwebhook_secret = {SECRET:?}\nwebhook_backoff = \"300ms\"\n",
-            self.url
-        )
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-fn file_names(call: &Call) -> Vec<String> {
-    let mut names: Vec<String> = call.body["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| f["name"].as_str().unwrap_or("?").to_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 // ---------------------------------------------------------------- tests
 
@@ -293,7 +57,10 @@ fn winscp_style_upload_is_processed_once_under_its_final_name() {
     let reports = reports_text(&env, "winscp");
     assert!(reports.contains("Ferry upload report: x.csv"), "{reports}");
     assert!(reports.contains("Result: ACCEPTED"), "{reports}");
-    assert!(reports.contains("Handed over in batch"), "{reports}");
+    assert!(
+        reports.contains("Handed over to the vendor's import in batch"),
+        "{reports}"
+    );
     assert!(!reports.contains("filepart"), "{reports}");
 
     // The watcher and the scans saw the same file: nothing more happens.
@@ -678,8 +445,18 @@ fn webhook_gets_the_batch_again_after_answering_500() {
     assert_eq!(calls[0].raw, calls[1].raw, "the same batch again");
     assert_eq!(file_names(&calls[1]), ["classes.csv"]);
     let reports = reports_text(&env, "webhook");
-    assert!(reports.contains("on try 2"), "{reports}");
+    assert!(
+        reports.contains("Handed over to the vendor's import"),
+        "{reports}"
+    );
     assert!(!reports.contains(SECRET), "the secret is never written");
+    assert!(
+        !reports.contains("/hook"),
+        "the URL is the vendor's: {reports}"
+    );
+    let rows = env.uploads(Some("webhook"));
+    assert_eq!(rows[0]["handoff"]["webhook_status"], 200, "{rows:#?}");
+    assert_eq!(rows[0]["handoff"]["webhook_url"], receiver.url.as_str());
     stays(Duration::from_secs(3), "exactly one success", || {
         receiver.calls().len() == 2
     });

@@ -6,8 +6,11 @@
 //! ever overwritten (the move is a hard link that fails on an existing name,
 //! then the removal of the staged file). Reports go to `/reports/` as
 //! `YYYY-MM-DD_upload-<id>_<name>.txt`, rewritten when the upload's result
-//! changes (held, then approved and handed over). Retention removes archive
-//! days and reports older than `ingest.retention`.
+//! changes (held, then approved and handed over). Every name made here goes
+//! through [`file_name_that_fits`]: however long or odd the district's name,
+//! the archive copy and the report can be written (the report states the
+//! original name). Retention removes archive days and reports older than
+//! `ingest.retention`.
 
 use std::fs;
 use std::io;
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::layout::Layout;
+use crate::names::file_name_that_fits;
 
 /// Tries at most this many `name (N).ext` before giving up.
 const MAX_SAME_NAME: u32 = 10_000;
@@ -28,19 +32,20 @@ pub fn numbered_name(name: &str, n: u32) -> String {
     }
 }
 
-/// Moves `staged` into `dir` under `name`, or the first free `name (N).ext`;
-/// never replaces a file. Returns the final path.
+/// Moves `staged` into `dir` under `name`, or the first free `name (N).ext`,
+/// each made to fit ([`file_name_that_fits`]); never replaces a file.
+/// Returns the final path.
 ///
 /// # Errors
 /// The I/O error of creating `dir` or moving the file.
 pub fn move_into(staged: &Path, dir: &Path, name: &str) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
     for n in 1..=MAX_SAME_NAME {
-        let candidate = dir.join(if n == 1 {
+        let candidate = dir.join(file_name_that_fits(&if n == 1 {
             name.to_owned()
         } else {
             numbered_name(name, n)
-        });
+        }));
         match fs::hard_link(staged, &candidate) {
             Ok(()) => {
                 fs::remove_file(staged)?;
@@ -56,10 +61,11 @@ pub fn move_into(staged: &Path, dir: &Path, name: &str) -> io::Result<PathBuf> {
     )))
 }
 
-/// The report's file name for upload `id` of `name` received on `date`.
+/// The report's file name for upload `id` of `name` received on `date`,
+/// made to fit ([`file_name_that_fits`]).
 #[must_use]
 pub fn report_file_name(date: &str, id: i64, name: &str) -> String {
-    format!("{date}_upload-{id}_{name}.txt")
+    file_name_that_fits(&format!("{date}_upload-{id}_{name}.txt"))
 }
 
 /// Writes `text` to `dir/file_name` (replacing an earlier version of the
@@ -70,7 +76,7 @@ pub fn report_file_name(date: &str, id: i64, name: &str) -> String {
 pub fn write_report(dir: &Path, file_name: &str, text: &str) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
     let target = dir.join(file_name);
-    let temp = dir.join(format!(".{file_name}.writing"));
+    let temp = dir.join(file_name_that_fits(&format!(".{file_name}.writing")));
     fs::write(&temp, text)?;
     fs::rename(&temp, &target)?;
     Ok(target)
@@ -181,6 +187,46 @@ mod tests {
         assert_eq!(names, ["x.csv", "x (2).csv", "x (3).csv"]);
         assert_eq!(fs::read_to_string(day.join("x.csv")).unwrap(), "first");
         assert_eq!(fs::read_to_string(day.join("x (3).csv")).unwrap(), "third");
+    }
+
+    #[test]
+    fn long_and_odd_names_are_archived_and_reported_under_names_that_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = dir.path().join("archive/2026-11-23");
+        let long = format!("{}.csv", "ñ".repeat(123)); // 250 bytes
+        assert_eq!(long.len(), 250);
+        let mut moved = Vec::new();
+        for content in ["first", "second", "third"] {
+            let staged = dir.path().join(format!("staged-{content}"));
+            fs::write(&staged, content).unwrap();
+            moved.push(move_into(&staged, &day, &long).unwrap());
+        }
+        let names: Vec<String> = moved
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names[0], long, "a name that fits is kept");
+        for name in &names[1..] {
+            assert!(name.len() <= crate::names::NAME_MAX, "{name}");
+            assert!(name.ends_with(".csv"), "{name}");
+        }
+        assert_ne!(names[1], names[2]);
+        assert_eq!(fs::read_to_string(&moved[2]).unwrap(), "third");
+
+        let report = report_file_name("2026-11-23", 1234567, &long);
+        assert!(report.len() <= crate::names::NAME_MAX, "{report}");
+        assert!(
+            report.starts_with("2026-11-23_upload-1234567_ñ"),
+            "{report}"
+        );
+        assert!(report.ends_with(".txt"), "{report}");
+        write_report(&dir.path().join("reports"), &report, "text").unwrap();
+
+        let staged = dir.path().join("staged-newline");
+        fs::write(&staged, "x").unwrap();
+        let moved = move_into(&staged, &day, "roster.csv\nferry.db").unwrap();
+        let name = moved.file_name().unwrap().to_str().unwrap();
+        assert!(!name.contains('\n'), "{name:?}");
     }
 
     #[test]

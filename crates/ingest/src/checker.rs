@@ -78,9 +78,42 @@ pub struct FileReport {
     pub warnings: u64,
     /// Every problem, in line order, at most 20 per kind plus a summary.
     pub problems: Vec<Problem>,
+    /// The file was refused before a byte of it was read
+    /// ([`FileReport::refused_unread`]); such a file is never handed over.
+    #[serde(skip)]
+    pub not_read: bool,
 }
 
 impl FileReport {
+    /// The report of a file refused before a byte of it was read — over
+    /// its size limit ([`too_large`]), or a name with a control character —
+    /// built from the plan and the size alone.
+    #[must_use]
+    pub fn refused_unread(plan: &CheckPlan, size: u64, problem: Problem) -> Self {
+        let (errors, warnings) = if problem.is_error() { (1, 0) } else { (0, 1) };
+        FileReport {
+            file_name: plan.file_name.name.clone(),
+            logical_name: plan.file_name.logical_name.clone(),
+            date_suffix: plan.file_name.date_suffix,
+            profile: plan.profile,
+            rule_pattern: plan.rule_pattern.clone(),
+            size,
+            encoding: None,
+            encoding_detected: plan.charset == CharsetRule::Auto,
+            encoding_note: None,
+            delimiter: None,
+            delimiter_detected: plan.delimiter == DelimiterRule::Auto,
+            header: Vec::new(),
+            header_line: None,
+            columns: 0,
+            rows: 0,
+            errors,
+            warnings,
+            problems: vec![problem],
+            not_read: true,
+        }
+    }
+
     /// True when there is no error.
     #[must_use]
     pub fn passed(&self) -> bool {
@@ -487,19 +520,7 @@ impl FileChecker {
         if let Some(limit) = plan.max_size
             && self.size > limit
         {
-            let size = self.size;
-            self.problems.add(ProblemKind::TooLarge, None, || {
-                (
-                    format!(
-                        "the file is {} bytes ({}); the limit for this file is {} bytes ({})",
-                        thousands(size),
-                        human_size(size),
-                        thousands(limit),
-                        human_size(limit)
-                    ),
-                    "Check that the export holds only what it should (current school year, active records); if it really is this large, ask the vendor to raise the limit.".into(),
-                )
-            });
+            self.problems.push(too_large(self.size, limit));
         }
         let header_found = scanner.is_some_and(CsvScanner::header_found);
         let (encoding, encoding_note) = if header_found {
@@ -593,6 +614,7 @@ impl FileChecker {
             errors,
             warnings,
             problems: self.problems.into_problems(),
+            not_read: false,
         }
     }
 
@@ -716,6 +738,23 @@ fn leading_line_ends(bytes: &[u8]) -> usize {
 }
 
 /// `1536` as `1.5 KiB`.
+/// The problem of a file of `size` bytes over its `limit`.
+#[must_use]
+pub fn too_large(size: u64, limit: u64) -> Problem {
+    Problem::new(
+        ProblemKind::TooLarge,
+        None,
+        format!(
+            "the file is {} bytes ({}); the limit for this file is {} bytes ({})",
+            thousands(size),
+            human_size(size),
+            thousands(limit),
+            human_size(limit)
+        ),
+        "Check that the export holds only what it should (current school year, active records); if it really is this large, ask the vendor to raise the limit.",
+    )
+}
+
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;

@@ -52,6 +52,7 @@ pub fn look(layout: &Layout, account: &str, name: &str) -> Option<SeenFile> {
         name: name.to_owned(),
         size: i64::try_from(meta.len()).unwrap_or(i64::MAX),
         mtime_ms: meta.modified().map(unix_ms).unwrap_or(0),
+        inode: i64::try_from(std::os::unix::fs::MetadataExt::ino(&meta)).ok(),
     })
 }
 

@@ -2,30 +2,39 @@
 //! command, a webhook, or both (DESIGN.md "Ingest", 5).
 //!
 //! - The command is an argument vector run without a shell, with
-//!   `FERRY_ACCOUNT`, `FERRY_BATCH_ID` and `FERRY_FILES` (the files' paths,
-//!   one per line) in its environment, a timeout, and its output captured
-//!   for the report. It dies with the node that started it
-//!   (`PR_SET_PDEATHSIG`), so a killed node's hand-off is never completed
-//!   behind the queue's back; the batch is taken up again instead.
-//! - The webhook gets a JSON body with the batch's files and their checks,
-//!   signed in `X-Ferry-Signature: sha256=<hex HMAC-SHA256 of the body>`,
-//!   and is retried with exponential back-off; any 2xx answer is success.
+//!   `FERRY_ACCOUNT`, `FERRY_BATCH_ID`, `FERRY_FILES` (the files' absolute
+//!   paths, one per line: names with control characters never get here)
+//!   and `FERRY_MANIFEST` (the path of a JSON file holding exactly the
+//!   webhook's body) in its environment, and a timeout. It dies with the
+//!   node that started it (`PR_SET_PDEATHSIG`, see `launch`), so a killed
+//!   node's hand-off is never completed behind the queue's back; the batch
+//!   is taken up again instead.
+//! - The webhook gets the same JSON, signed in
+//!   `X-Ferry-Signature: sha256=<hex HMAC-SHA256 of the body>`, and is
+//!   retried with exponential back-off; any 2xx answer is success.
 //!
-//! The webhook secret is never logged or written to a report.
+//! What the import answered — exit status and the tail of the output, HTTP
+//! status and the tail of the body, the URL with credentials and query
+//! removed ([`redacted_url`]) — is the vendor's ([`HandoffOutcome::detail`]);
+//! it never goes into a district's report. The webhook's URL appears only
+//! redacted, in errors and in every log line, and the secret never.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use ferry_store::HandoffDetail;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha2::Sha256;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::launch;
 use crate::{FileReport, SetReport};
 
-/// At most this much of a command's output is kept for the report.
-pub const MAX_CAPTURED_OUTPUT: usize = 16 * 1024;
+/// At most this much of a command's output, or of a webhook's answer, is
+/// kept (the end), for the vendor.
+pub const MAX_CAPTURED_OUTPUT: usize = 4 * 1024;
 
 /// How batches are handed over.
 #[derive(Clone, Default)]
@@ -42,6 +51,9 @@ pub struct HandoffSettings {
     pub webhook_attempts: u32,
     /// Wait before the second try; doubled before each further one.
     pub webhook_backoff: Duration,
+    /// The program that starts the command so it dies with this node
+    /// (`ferry` itself: [`crate::LAUNCH_ARG`]); `None`: started directly.
+    pub launcher: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for HandoffSettings {
@@ -49,7 +61,10 @@ impl std::fmt::Debug for HandoffSettings {
         f.debug_struct("HandoffSettings")
             .field("command", &self.command)
             .field("command_timeout", &self.command_timeout)
-            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_url",
+                &self.webhook_url.as_deref().map(redacted_url),
+            )
             .field("webhook_secret", &"<hidden>")
             .field("webhook_attempts", &self.webhook_attempts)
             .finish_non_exhaustive()
@@ -57,16 +72,10 @@ impl std::fmt::Debug for HandoffSettings {
 }
 
 impl HandoffSettings {
-    /// The longest a hand-off can take (for the batch's lease).
+    /// Whether a command or a webhook is set.
     #[must_use]
-    pub fn worst_case(&self) -> Duration {
-        let mut backoff = Duration::ZERO;
-        let mut wait = self.webhook_backoff;
-        for _ in 1..self.webhook_attempts {
-            backoff += wait;
-            wait = (wait * 2).min(MAX_BACKOFF);
-        }
-        self.command_timeout + backoff + WEBHOOK_TIMEOUT * self.webhook_attempts.max(1)
+    pub fn is_configured(&self) -> bool {
+        !self.command.is_empty() || self.webhook_url.is_some()
     }
 }
 
@@ -84,7 +93,7 @@ pub struct HandoffFile {
     pub name: String,
     /// The name without its date suffix.
     pub logical_name: String,
-    /// Where the file is now (readable by the command).
+    /// Where the file is now (absolute; readable by the command).
     pub path: PathBuf,
     /// Bytes.
     pub size: u64,
@@ -94,7 +103,7 @@ pub struct HandoffFile {
     pub checks: FileReport,
 }
 
-/// The webhook's JSON body.
+/// The webhook's JSON body, and the content of `FERRY_MANIFEST`.
 #[derive(Debug, Serialize)]
 pub struct HandoffBody<'a> {
     /// The batch's id (the same on every retry: receivers can deduplicate).
@@ -107,9 +116,20 @@ pub struct HandoffBody<'a> {
     pub sets: &'a [SetReport],
 }
 
-/// Why a hand-off failed; the message says what to check.
+/// Why a hand-off failed; the message says what to check. For the vendor:
+/// it names commands and hosts (never the webhook's credentials or query).
 #[derive(Debug, thiserror::Error)]
 pub enum HandoffError {
+    /// `FERRY_MANIFEST` could not be written.
+    #[error(
+        "the hand-off manifest {path} could not be written: {source}; check that data_dir is writable and not full"
+    )]
+    Manifest {
+        /// Where it was to go.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The command could not be started.
     #[error(
         "the hand-off command {program:?} could not be started: {source}; check [ingest] command"
@@ -122,34 +142,42 @@ pub enum HandoffError {
     },
     /// The command ran too long and was killed.
     #[error(
-        "the hand-off command ran longer than {timeout:?} and was stopped; make it faster or raise [ingest] command_timeout. Output:\n{output}"
+        "the hand-off command ran longer than {timeout:?} and was stopped; make it faster or raise [ingest] command_timeout"
     )]
     Timeout {
         /// The limit.
         timeout: Duration,
-        /// What it printed.
-        output: String,
     },
     /// The command exited with a failure.
-    #[error("the hand-off command failed ({status}); Ferry tries again later. Output:\n{output}")]
+    #[error(
+        "the hand-off command failed ({status}); see its output in `ferry uploads show`. Ferry tries again later"
+    )]
     Failed {
         /// Its exit status.
         status: std::process::ExitStatus,
-        /// What it printed.
-        output: String,
     },
     /// Every webhook try failed.
     #[error(
         "the webhook {url} did not accept the batch after {attempts} tries; last: {last}. Check the receiver; Ferry tries again later"
     )]
     Webhook {
-        /// The URL.
+        /// The URL, redacted.
         url: String,
         /// Tries made.
         attempts: u32,
         /// The last answer or error.
         last: String,
     },
+}
+
+/// What a hand-off came to: success or why not, and what the import
+/// answered, for the vendor.
+#[derive(Debug)]
+pub struct HandoffOutcome {
+    /// Handed over, or why not.
+    pub result: Result<(), HandoffError>,
+    /// Exit status, output, redacted URL, HTTP status, body.
+    pub detail: HandoffDetail,
 }
 
 /// `sha256=<hex HMAC-SHA256 of body keyed with secret>`.
@@ -172,126 +200,179 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Hands the batch over; returns what happened, in words, for the report.
-///
-/// # Errors
-/// [`HandoffError`]: the command or the webhook failed.
+/// `url` without user name, password, query and fragment — the form in
+/// which a webhook URL is logged, stored and shown.
+#[must_use]
+pub fn redacted_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(a URL that cannot be parsed)".to_owned(),
+    }
+}
+
+/// Hands the batch over: writes `manifest` (the body as JSON), runs the
+/// command, posts the webhook, and removes `manifest` again.
 pub async fn hand_off(
     settings: &HandoffSettings,
     body: &HandoffBody<'_>,
-) -> Result<String, HandoffError> {
-    let mut said = Vec::new();
-    if !settings.command.is_empty() {
-        said.push(run_command(settings, body).await?);
+    manifest: &Path,
+) -> HandoffOutcome {
+    let mut detail = HandoffDetail::default();
+    let json = serde_json::to_vec(body).expect("the hand-off body serialises");
+    let result = async {
+        if !settings.command.is_empty() {
+            write_manifest(manifest, &json).await?;
+            run_command(settings, body, manifest, &mut detail).await?;
+        }
+        if let Some(url) = &settings.webhook_url {
+            post_webhook(settings, url, body.batch_id, &json, &mut detail).await?;
+        }
+        Ok(())
     }
-    if let Some(url) = &settings.webhook_url {
-        said.push(post_webhook(settings, url, body).await?);
-    }
-    if said.is_empty() {
-        said.push("No hand-off is configured ([ingest] command and webhook_url are empty): the files were archived only.".to_owned());
-    }
-    Ok(said.join("\n"))
+    .await;
+    let _ = tokio::fs::remove_file(manifest).await;
+    HandoffOutcome { result, detail }
+}
+
+async fn write_manifest(path: &Path, json: &[u8]) -> Result<(), HandoffError> {
+    let written = async {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::write(path, json).await
+    };
+    written.await.map_err(|source| HandoffError::Manifest {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 async fn run_command(
     settings: &HandoffSettings,
     body: &HandoffBody<'_>,
-) -> Result<String, HandoffError> {
+    manifest: &Path,
+    detail: &mut HandoffDetail,
+) -> Result<(), HandoffError> {
     let program = settings.command[0].clone();
     let files: Vec<String> = body
         .files
         .iter()
         .map(|f| f.path.display().to_string())
         .collect();
-    let mut command = tokio::process::Command::new(&program);
+    let mut command = launch::command(settings.launcher.as_deref(), &settings.command);
     command
-        .args(&settings.command[1..])
         .env("FERRY_ACCOUNT", body.account)
         .env("FERRY_BATCH_ID", body.batch_id.to_string())
         .env("FERRY_FILES", files.join("\n"))
+        .env("FERRY_MANIFEST", manifest)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    die_with_parent(&mut command);
     let mut child = command
         .spawn()
         .map_err(|source| HandoffError::Spawn { program, source })?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let output = tokio::spawn(async move {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let read_out = async {
-            if let Some(mut s) = stdout {
-                let _ = s.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(mut s) = stderr {
-                let _ = s.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
-        out.extend_from_slice(&err);
-        out
+    let (stdout, stderr) = (Tail::default(), Tail::default());
+    let reading = tokio::spawn({
+        let (out, err) = (stdout.clone(), stderr.clone());
+        let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
+        async move {
+            tokio::join!(out.read_all(out_pipe), err.read_all(err_pipe));
+        }
     });
     let waited = tokio::time::timeout(settings.command_timeout, child.wait()).await;
-    let status = match waited {
-        Ok(status) => status,
-        Err(_) => {
-            let _ = child.kill().await;
-            let output = captured(collect(output).await);
-            return Err(HandoffError::Timeout {
-                timeout: settings.command_timeout,
-                output,
-            });
-        }
+    if waited.is_err() {
+        let _ = child.kill().await;
+    }
+    let complete = finish_reading(reading).await;
+    let mut output = stdout.bytes();
+    output.extend_from_slice(&stderr.bytes());
+    if !complete {
+        output.extend_from_slice(
+            b"\n[output not complete: a process the command started keeps it open]",
+        );
+    }
+    detail.command_output = Some(captured(output));
+    let Ok(status) = waited else {
+        return Err(HandoffError::Timeout {
+            timeout: settings.command_timeout,
+        });
     };
-    let output = captured(collect(output).await);
-    match status {
-        Ok(status) if status.success() => Ok(format!(
-            "Command {:?} succeeded. Output:\n{output}",
-            settings.command
-        )),
-        Ok(status) => Err(HandoffError::Failed { status, output }),
-        Err(source) => Err(HandoffError::Spawn {
-            program: settings.command[0].clone(),
-            source,
-        }),
+    let status = status.map_err(|source| HandoffError::Spawn {
+        program: settings.command[0].clone(),
+        source,
+    })?;
+    detail.command_exit_status = status.code().map(i64::from);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(HandoffError::Failed { status })
     }
 }
 
-/// The output read so far; a background process that keeps the pipes open
-/// does not hold the hand-off up for more than two seconds.
-async fn collect(output: tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
-    let abort = output.abort_handle();
-    match tokio::time::timeout(Duration::from_secs(2), output).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => Vec::new(),
+/// The last [`MAX_CAPTURED_OUTPUT`] bytes of a pipe, kept while it is read
+/// (so what was read is there even when reading is cut short); memory stays
+/// bounded however much a command prints.
+#[derive(Clone, Default)]
+struct Tail(std::sync::Arc<std::sync::Mutex<(Vec<u8>, u64)>>);
+
+impl Tail {
+    async fn read_all(&self, pipe: Option<impl AsyncRead + Unpin>) {
+        let Some(mut pipe) = pipe else {
+            return;
+        };
+        let mut buffer = vec![0; 8192];
+        while let Ok(n) = pipe.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            let mut tail = self.0.lock().expect("output tail lock");
+            let (kept, dropped) = &mut *tail;
+            kept.extend_from_slice(&buffer[..n]);
+            if kept.len() > 2 * MAX_CAPTURED_OUTPUT {
+                let cut = kept.len() - MAX_CAPTURED_OUTPUT;
+                *dropped += cut as u64;
+                kept.drain(..cut);
+            }
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let tail = self.0.lock().expect("output tail lock");
+        let (kept, dropped) = &*tail;
+        let mut bytes = Vec::new();
+        if *dropped > 0 {
+            bytes.extend_from_slice(format!("[… {dropped} earlier bytes cut …]\n").as_bytes());
+        }
+        bytes.extend_from_slice(kept);
+        bytes
+    }
+}
+
+/// Waits for the output to end; a background process that keeps the pipes
+/// open does not hold the hand-off up for more than two seconds. False when
+/// reading was cut short.
+async fn finish_reading(reading: tokio::task::JoinHandle<()>) -> bool {
+    let abort = reading.abort_handle();
+    match tokio::time::timeout(Duration::from_secs(2), reading).await {
+        Ok(_) => true,
         Err(_) => {
             abort.abort();
-            b"[output not complete: a process the command started keeps it open]".to_vec()
+            false
         }
     }
 }
 
-/// The command gets SIGKILL when the thread that started it (a runtime
-/// worker, alive as long as the node) ends.
-fn die_with_parent(command: &mut tokio::process::Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Output as text, cut to [`MAX_CAPTURED_OUTPUT`] bytes (the end is kept).
+/// Output as text, cut to about [`MAX_CAPTURED_OUTPUT`] bytes (the end is kept).
 fn captured(bytes: Vec<u8>) -> String {
-    let start = bytes.len().saturating_sub(MAX_CAPTURED_OUTPUT);
+    let limit = MAX_CAPTURED_OUTPUT + 64;
+    let start = bytes.len().saturating_sub(limit);
     let text = String::from_utf8_lossy(&bytes[start..]).into_owned();
     if start > 0 {
         format!("[… {start} earlier bytes cut …]\n{text}")
@@ -303,14 +384,17 @@ fn captured(bytes: Vec<u8>) -> String {
 async fn post_webhook(
     settings: &HandoffSettings,
     url: &str,
-    body: &HandoffBody<'_>,
-) -> Result<String, HandoffError> {
-    let json = serde_json::to_vec(body).expect("the hand-off body serialises");
-    let signed = signature(settings.webhook_secret.as_bytes(), &json);
+    batch_id: i64,
+    json: &[u8],
+    detail: &mut HandoffDetail,
+) -> Result<(), HandoffError> {
+    let shown_url = redacted_url(url);
+    detail.webhook_url = Some(shown_url.clone());
+    let signed = signature(settings.webhook_secret.as_bytes(), json);
     let client = reqwest::Client::builder()
         .timeout(WEBHOOK_TIMEOUT)
         .build()
-        .map_err(|e| webhook_error(url, 0, e.to_string()))?;
+        .map_err(|e| webhook_error(&shown_url, 0, error_chain(e)))?;
     let attempts = settings.webhook_attempts.max(1);
     let mut wait = settings.webhook_backoff;
     let mut last = String::new();
@@ -323,23 +407,55 @@ async fn post_webhook(
             .post(url)
             .header("Content-Type", "application/json")
             .header("X-Ferry-Signature", &signed)
-            .header("X-Ferry-Batch", body.batch_id.to_string())
-            .body(json.clone())
+            .header("X-Ferry-Batch", batch_id.to_string())
+            .body(json.to_vec())
             .send()
             .await;
         match answer {
-            Ok(response) if response.status().is_success() => {
-                return Ok(format!(
-                    "Webhook {url} accepted the batch ({}) on try {attempt}.",
-                    response.status()
-                ));
+            Ok(mut response) => {
+                let status = response.status();
+                detail.webhook_status = Some(i64::from(status.as_u16()));
+                detail.webhook_body = Some(captured(body_tail(&mut response).await));
+                if status.is_success() {
+                    return Ok(());
+                }
+                last = format!("HTTP {status}");
             }
-            Ok(response) => last = format!("HTTP {}", response.status()),
-            Err(e) => last = e.to_string(),
+            Err(e) => {
+                detail.webhook_status = None;
+                detail.webhook_body = None;
+                last = error_chain(e);
+            }
         }
-        tracing::warn!(url, attempt, attempts, answer = %last, "webhook did not accept the batch");
+        tracing::warn!(url = %shown_url, attempt, attempts, answer = %last, "webhook did not accept the batch");
     }
-    Err(webhook_error(url, attempts, last))
+    Err(webhook_error(&shown_url, attempts, last))
+}
+
+/// The last [`MAX_CAPTURED_OUTPUT`] bytes of a response's body.
+async fn body_tail(response: &mut reqwest::Response) -> Vec<u8> {
+    let mut kept = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        kept.extend_from_slice(&chunk);
+        if kept.len() > 2 * MAX_CAPTURED_OUTPUT {
+            kept.drain(..kept.len() - MAX_CAPTURED_OUTPUT);
+        }
+    }
+    kept
+}
+
+/// A request error and its causes, without the URL (which may carry
+/// credentials).
+fn error_chain(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn webhook_error(url: &str, attempts: u32, last: String) -> HandoffError {
@@ -389,37 +505,52 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_command_gets_the_batch_in_its_environment_and_its_output_is_kept() {
-        let settings = command(
-            "echo \"$FERRY_ACCOUNT/$FERRY_BATCH_ID/$FERRY_FILES\"; echo oops >&2",
-            Duration::from_secs(30),
-        );
-        let said = hand_off(&settings, &body_with(&[])).await.unwrap();
-        assert!(said.contains("lincoln/42/\n"), "{said}");
-        assert!(said.contains("oops"), "stderr is kept too: {said}");
+    /// Hands `body_with(&[])` over with a manifest in a temporary folder.
+    async fn run(settings: &HandoffSettings) -> (HandoffOutcome, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("batch-42.json");
+        let outcome = hand_off(settings, &body_with(&[]), &manifest).await;
+        assert!(!manifest.exists(), "the manifest is removed afterwards");
+        (outcome, dir)
     }
 
     #[tokio::test]
-    async fn a_failing_or_slow_command_is_an_error_with_its_output() {
-        let failed = hand_off(
-            &command("echo broken; exit 3", Duration::from_secs(30)),
-            &body_with(&[]),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(failed, HandoffError::Failed { .. }), "{failed}");
-        assert!(failed.to_string().contains("broken"), "{failed}");
+    async fn the_command_gets_the_batch_in_its_environment_and_its_output_is_kept() {
+        let settings = command(
+            "echo \"$FERRY_ACCOUNT/$FERRY_BATCH_ID/$FERRY_FILES\"; cat \"$FERRY_MANIFEST\"; echo oops >&2",
+            Duration::from_secs(30),
+        );
+        let (outcome, _dir) = run(&settings).await;
+        outcome.result.unwrap();
+        let output = outcome.detail.command_output.unwrap();
+        assert!(output.contains("lincoln/42/\n"), "{output}");
+        assert!(
+            output.contains(r#"{"batch_id":42,"account":"lincoln","files":[],"sets":[]}"#),
+            "the manifest is the webhook's body: {output}"
+        );
+        assert!(output.contains("oops"), "stderr is kept too: {output}");
+        assert_eq!(outcome.detail.command_exit_status, Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_slow_command_is_an_error_and_its_output_the_vendors() {
+        let (failed, _dir) = run(&command("echo broken; exit 3", Duration::from_secs(30))).await;
+        let error = failed.result.unwrap_err();
+        assert!(matches!(error, HandoffError::Failed { .. }), "{error}");
+        assert!(
+            !error.to_string().contains("broken"),
+            "the output is kept apart: {error}"
+        );
+        assert_eq!(failed.detail.command_exit_status, Some(3));
+        assert_eq!(failed.detail.command_output.as_deref(), Some("broken\n"));
 
         let started = std::time::Instant::now();
-        let slow = hand_off(
-            &command("echo begun; sleep 30", Duration::from_millis(500)),
-            &body_with(&[]),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(slow, HandoffError::Timeout { .. }), "{slow}");
-        assert!(slow.to_string().contains("command_timeout"), "{slow}");
+        let (slow, _dir) = run(&command("echo begun; sleep 30", Duration::from_millis(500))).await;
+        let error = slow.result.unwrap_err();
+        assert!(matches!(error, HandoffError::Timeout { .. }), "{error}");
+        assert!(error.to_string().contains("command_timeout"), "{error}");
+        assert_eq!(slow.detail.command_exit_status, None);
+        assert!(slow.detail.command_output.unwrap().contains("begun"));
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "stopped at the timeout"
@@ -430,13 +561,77 @@ mod tests {
             command_timeout: Duration::from_secs(5),
             ..HandoffSettings::default()
         };
-        let err = hand_off(&missing, &body_with(&[])).await.unwrap_err();
-        assert!(matches!(err, HandoffError::Spawn { .. }), "{err}");
+        let (outcome, _dir) = run(&missing).await;
+        let error = outcome.result.unwrap_err();
+        assert!(matches!(error, HandoffError::Spawn { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_command_printing_without_end_is_kept_to_its_tail() {
+        let (outcome, _dir) = run(&command(
+            "head -c 5000000 /dev/zero | tr '\\0' x; echo THE-END",
+            Duration::from_secs(30),
+        ))
+        .await;
+        outcome.result.unwrap();
+        let output = outcome.detail.command_output.unwrap();
+        assert!(output.len() < 2 * MAX_CAPTURED_OUTPUT, "{}", output.len());
+        assert!(output.starts_with("[… "), "{}", &output[..40]);
+        assert!(output.ends_with("THE-END\n"));
+    }
+
+    #[test]
+    fn urls_lose_credentials_query_and_fragment() {
+        assert_eq!(
+            redacted_url("http://svc-user:Sup3rSecret@hooks.example:8443/in/hook?api_key=K3y#frag"),
+            "http://hooks.example:8443/in/hook"
+        );
+        assert_eq!(
+            redacted_url("https://token@hooks.example/in"),
+            "https://hooks.example/in"
+        );
+        assert_eq!(redacted_url("not a url"), "(a URL that cannot be parsed)");
+        let settings = HandoffSettings {
+            webhook_url: Some("https://u:Sup3rSecret@h.example/x?api_key=K3y".into()),
+            ..HandoffSettings::default()
+        };
+        let debug = format!("{settings:?}");
+        assert!(
+            !debug.contains("Sup3rSecret") && !debug.contains("K3y"),
+            "{debug}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_webhook_that_cannot_be_reached_is_reported_without_its_secrets() {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = unused.local_addr().unwrap().port();
+        drop(unused);
+        let settings = HandoffSettings {
+            webhook_url: Some(format!(
+                "http://svc-user:Sup3rSecret@127.0.0.1:{port}/hook?api_key=K3y"
+            )),
+            webhook_secret: "hmac".into(),
+            webhook_attempts: 2,
+            webhook_backoff: Duration::from_millis(10),
+            ..HandoffSettings::default()
+        };
+        let (outcome, _dir) = run(&settings).await;
+        let error = outcome.result.unwrap_err().to_string();
+        for secret in ["svc-user", "Sup3rSecret", "api_key", "K3y"] {
+            assert!(!error.contains(secret), "{secret} in {error}");
+        }
+        assert!(error.contains("after 2 tries"), "{error}");
+        assert_eq!(
+            outcome.detail.webhook_url,
+            Some(format!("http://127.0.0.1:{port}/hook"))
+        );
+        assert_eq!(outcome.detail.webhook_status, None);
     }
 
     #[test]
     fn captured_output_keeps_the_end() {
-        let text = captured(vec![b'a'; MAX_CAPTURED_OUTPUT + 10]);
-        assert!(text.starts_with("[… 10 earlier bytes cut …]"));
+        let text = captured(vec![b'a'; MAX_CAPTURED_OUTPUT + 100]);
+        assert!(text.starts_with("[… 36 earlier bytes cut …]"), "{text}");
     }
 }

@@ -72,6 +72,16 @@ impl Layout {
             .join(upload_id.to_string())
     }
 
+    /// `data_dir/ingest/<account>/batch-<id>.json`: the batch's manifest
+    /// (`FERRY_MANIFEST`) while its hand-off command runs.
+    #[must_use]
+    pub fn manifest(&self, account: &str, batch: i64) -> PathBuf {
+        self.data_dir
+            .join("ingest")
+            .join(account)
+            .join(format!("batch-{batch}.json"))
+    }
+
     /// The account and the path under `/inbound` of a real path, if it lies
     /// in some account's `/inbound`.
     #[must_use]

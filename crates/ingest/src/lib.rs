@@ -7,7 +7,10 @@
 //!   account, the checks, the roster guard, the hand-off (command and/or
 //!   signed webhook), the archive, the reports and retention. Modules:
 //!   `layout` (paths), `finished` (when a file is finished), `scan`, `watch`,
-//!   `batch` (one claimed batch, start to end), `handoff`, `archive`,
+//!   `pool` (batches of different accounts side by side), `lease` (the
+//!   heartbeat), `batch` (one claimed batch, start to end), `handoff` and
+//!   `launch` (starting the command so it dies with its node),
+//!   `names` (names that are refused, names that fit), `archive`,
 //!   `pipeline` (the running tasks).
 //! - **The checks**, a pure library that touches neither the store, the
 //!   clock nor the file system: callers pass readers and facts in.
@@ -128,8 +131,12 @@ mod file_name;
 mod finished;
 mod guard;
 mod handoff;
+mod launch;
 mod layout;
+mod lease;
+mod names;
 mod pipeline;
+mod pool;
 mod problem;
 mod profile;
 mod report_text;
@@ -141,12 +148,19 @@ mod watch;
 pub use archive::{move_into, numbered_name, remove_expired, report_file_name};
 pub use batch::BatchError;
 pub use finished::{Settler, is_client_temp_name, is_temp_path};
-pub use handoff::{HandoffBody, HandoffError, HandoffFile, HandoffSettings, signature};
+pub use handoff::{
+    HandoffBody, HandoffError, HandoffFile, HandoffOutcome, HandoffSettings, redacted_url,
+    signature,
+};
+pub use launch::{LAUNCH_ARG, exec_hand_off};
 pub use layout::Layout;
-pub use pipeline::{FinishedUpload, IngestSettings, MAX_AUTOMATIC_ATTEMPTS, run};
+pub use names::{NAME_MAX, file_name_that_fits, printable, unsafe_character};
+pub use pipeline::{DEFAULT_LEASE, FinishedUpload, IngestSettings, MAX_AUTOMATIC_ATTEMPTS, run};
 
 pub use charset::{Charset, CharsetRule};
-pub use checker::{CheckError, FileChecker, FileReport, READ_BUFFER_BYTES, check_reader};
+pub use checker::{
+    CheckError, FileChecker, FileReport, READ_BUFFER_BYTES, check_reader, too_large,
+};
 pub use delimiter::{Delimiter, DelimiterRule, detect_delimiter};
 pub use file_name::{DateSuffix, FileName};
 pub use guard::{GuardDecision, HoldReason, MaxRowDrop, MaxRowDropError, roster_guard};

@@ -1,10 +1,10 @@
-//! The running pipeline: detection feeding the queue, a worker emptying it,
-//! and retention.
+//! The running pipeline: detection feeding the queue, the worker pool
+//! emptying it (`pool`), and retention.
 //!
 //! Detection has three sources, deduplicated by the queue (same account,
 //! name, size and mtime is one job): the SFTP layer's "upload finished"
 //! events (finished at once), the watcher and the periodic scan (finished
-//! once settled). The worker polls the store — never an in-process signal
+//! once settled). The pool polls the store — never an in-process signal
 //! alone — so a batch another node left behind, or a file an admin approved
 //! from the command line, is picked up within [`IngestSettings::poll_interval`].
 //! An account's files are claimed as a batch once the account is quiet: no
@@ -13,16 +13,16 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ferry_store::{Enqueued, SeenFile, Store, format_timestamp};
 use tokio::sync::{mpsc, watch};
 
 use crate::archive::remove_expired;
-use crate::batch::{BatchContext, process_batch};
 use crate::finished::{Settler, look};
 use crate::handoff::HandoffSettings;
 use crate::layout::Layout;
+use crate::names::printable;
 use crate::scan::scan_inbound;
 use crate::watch::watch_inbound;
 use crate::{MaxRowDrop, Rules};
@@ -30,6 +30,10 @@ use crate::{MaxRowDrop, Rules};
 /// A failed hand-off is retried automatically until a file was taken up
 /// this many times; after that it waits for `ferry uploads retry`.
 pub const MAX_AUTOMATIC_ATTEMPTS: i64 = 5;
+
+/// A node's lease on a batch; renewed every quarter of it while the batch
+/// runs, so a dead node's batch is taken up by another within this long.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Everything the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -54,13 +58,17 @@ pub struct IngestSettings {
     pub node_id: String,
     /// The hand-off.
     pub handoff: HandoffSettings,
+    /// Batches (of different accounts) worked on at once by this node.
+    pub workers: usize,
+    /// No file larger than this is read, whatever its rule says.
+    pub max_file_size: u64,
+    /// The lease on a batch ([`DEFAULT_LEASE`]), renewed while it runs.
+    pub lease: Duration,
 }
 
 impl IngestSettings {
-    /// The lease on a batch: the longest hand-off plus time for the checks.
-    fn lease_ms(&self) -> i64 {
-        let lease = self.handoff.worst_case() + Duration::from_secs(120);
-        i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+    pub(crate) fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
     }
 }
 
@@ -79,11 +87,17 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// Runs until `stop` completes. A batch cut off by the stop keeps its lease
 /// in the store and is taken up again at the next start.
 pub async fn run(
-    settings: IngestSettings,
+    mut settings: IngestSettings,
     store: Store,
     finished: mpsc::UnboundedReceiver<FinishedUpload>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
+    // FERRY_FILES and FERRY_MANIFEST hold absolute paths, whatever the
+    // working directory of the import.
+    if let Ok(absolute) = std::path::absolute(&settings.data_dir) {
+        settings.data_dir = absolute;
+    }
+    settings.workers = settings.workers.max(1);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         stop.await;
@@ -102,13 +116,13 @@ pub async fn run(
     let busy = Arc::new(Mutex::new(BTreeSet::new()));
     let worker = tokio::spawn(until_stopped(
         stop_rx.clone(),
-        work(settings.clone(), store.clone(), busy.clone()),
+        crate::pool::work(settings.clone(), store.clone(), busy.clone()),
     ));
     let retention = tokio::spawn(until_stopped(
         stop_rx.clone(),
         retain(settings.clone(), store.clone()),
     ));
-    tracing::info!(node = %settings.node_id, "ingest running");
+    tracing::info!(node = %settings.node_id, workers = settings.workers, "ingest running");
     until_stopped(stop_rx, detect(settings, store, finished, busy)).await;
     let _ = worker.await;
     let _ = retention.await;
@@ -145,9 +159,16 @@ async fn detect(
         tokio::select! {
             event = finished.recv(), if sftp_open => match event {
                 Some(upload) => {
-                    if let Some(file) = look(&layout, &upload.account, &upload.name) {
-                        enqueue(&store, &file).await;
+                    // A burst's uploads are queued together, in one write.
+                    let mut files = Vec::new();
+                    let mut next = Some(upload);
+                    while let Some(upload) = next {
+                        files.extend(look(&layout, &upload.account, &upload.name));
+                        next = (files.len() < MAX_QUEUED_AT_ONCE)
+                            .then(|| finished.try_recv().ok())
+                            .flatten();
                     }
+                    enqueue(&store, &files).await;
                 }
                 None => sftp_open = false,
             },
@@ -158,10 +179,11 @@ async fn detect(
                 }
             }
             _ = settle_tick.tick() => {
-                for file in settler.settled(&layout, settings.settle) {
-                    enqueue(&store, &file).await;
-                }
+                let settled = settler.settled(&layout, settings.settle);
                 *busy.lock().expect("busy accounts lock") = settler.busy_accounts();
+                for files in settled.chunks(MAX_QUEUED_AT_ONCE) {
+                    enqueue(&store, files).await;
+                }
             }
         }
     }
@@ -173,85 +195,34 @@ fn settle_look_interval(settle: Duration) -> Duration {
     (settle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
-async fn enqueue(store: &Store, file: &SeenFile) {
-    match store.enqueue_finished(file).await {
-        Ok(Enqueued::New(id)) => {
-            tracing::info!(upload = id, account = %file.account, name = %file.name, size = file.size, "finished file queued");
-        }
-        Ok(Enqueued::Replaced(id)) => {
-            tracing::info!(upload = id, account = %file.account, name = %file.name, size = file.size, "queued file was replaced before it was taken");
-        }
-        Ok(Enqueued::AlreadyQueued(_)) => {}
+/// At most this many finished files are queued in one transaction.
+const MAX_QUEUED_AT_ONCE: usize = 500;
+
+async fn enqueue(store: &Store, files: &[SeenFile]) {
+    if files.is_empty() {
+        return;
+    }
+    let results = match store.enqueue_all(files).await {
+        Ok(results) => results,
         Err(e) => {
-            tracing::warn!(account = %file.account, name = %file.name, error = %e, "cannot queue a finished file; the next scan tries again");
+            tracing::warn!(files = files.len(), first = %printable(&files[0].name), error = %e, "cannot queue finished files; the next scan tries again");
+            return;
         }
-    }
-}
-
-/// The worker: batches left behind first, then quiet accounts.
-async fn work(settings: Arc<IngestSettings>, store: Store, busy: Arc<Mutex<BTreeSet<String>>>) {
-    let layout = Layout::new(&settings.data_dir);
-    let ctx = BatchContext {
-        store: &store,
-        layout: &layout,
-        rules: &settings.rules,
-        max_row_drop: settings.max_row_drop,
-        handoff: &settings.handoff,
-        node: &settings.node_id,
-        lease_ms: settings.lease_ms(),
     };
-    let mut tick = tokio::time::interval(settings.poll_interval);
-    loop {
-        tick.tick().await;
-        if let Err(e) = work_once(&ctx, &settings, &busy).await {
-            tracing::warn!(error = %e, "ingest could not work on the queue; trying again");
+    for (file, result) in files.iter().zip(results) {
+        match result {
+            Ok(Enqueued::New(id)) => {
+                tracing::info!(upload = id, account = %file.account, name = %printable(&file.name), size = file.size, "finished file queued");
+            }
+            Ok(Enqueued::Replaced(id)) => {
+                tracing::info!(upload = id, account = %file.account, name = %printable(&file.name), size = file.size, "queued file was replaced before it was taken");
+            }
+            Ok(Enqueued::AlreadyQueued(_)) => {}
+            Err(e) => {
+                tracing::warn!(account = %file.account, name = %printable(&file.name), error = %e, "cannot queue a finished file; the next scan tries again");
+            }
         }
     }
-}
-
-async fn work_once(
-    ctx: &BatchContext<'_>,
-    settings: &IngestSettings,
-    busy: &Mutex<BTreeSet<String>>,
-) -> Result<(), crate::batch::BatchError> {
-    while let Some(batch) = ctx
-        .store
-        .retake_batch(ctx.node, ctx.lease_ms, MAX_AUTOMATIC_ATTEMPTS)
-        .await?
-    {
-        process_batch(ctx, batch).await?;
-    }
-    let quiet_ms = i64::try_from(settings.quiet_period.as_millis()).unwrap_or(i64::MAX);
-    for account in ctx.store.quiet_accounts(quiet_ms).await? {
-        let settling = busy.lock().expect("busy accounts lock").contains(&account);
-        if settling || upload_in_progress(ctx.layout, &account, settings.quiet_period) {
-            continue;
-        }
-        if let Some(batch) = ctx
-            .store
-            .claim_batch(&account, ctx.node, ctx.lease_ms)
-            .await?
-        {
-            process_batch(ctx, batch).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether an SFTP upload of the account (on any node sharing `data_dir`)
-/// wrote within `quiet_period`. Older temp files are a crash's leftovers.
-fn upload_in_progress(layout: &Layout, account: &str, quiet_period: Duration) -> bool {
-    let Ok(entries) = std::fs::read_dir(layout.uploading(account)) else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_none_or(|age| age < quiet_period)
-    })
 }
 
 /// Retention, every hour.
@@ -294,16 +265,5 @@ mod tests {
             settle_look_interval(Duration::ZERO),
             Duration::from_millis(100)
         );
-    }
-
-    #[test]
-    fn old_upload_temp_files_do_not_block_a_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path());
-        assert!(!upload_in_progress(&layout, "d", Duration::from_secs(60)));
-        std::fs::create_dir_all(layout.uploading("d")).unwrap();
-        std::fs::write(layout.uploading("d").join("a.upload"), "x").unwrap();
-        assert!(upload_in_progress(&layout, "d", Duration::from_secs(60)));
-        assert!(!upload_in_progress(&layout, "d", Duration::ZERO));
     }
 }

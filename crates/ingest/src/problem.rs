@@ -35,8 +35,10 @@ pub enum ProblemKind {
     EmptyFile,
     /// A header line and no data rows (the roster guard holds such a file).
     HeaderOnly,
-    /// Larger than the rule's `max_size`.
+    /// Larger than the rule's `max_size` or `ingest.max_file_size`.
     TooLarge,
+    /// A control character (a line break, a tab…) in the file's name.
+    UnsafeName,
     /// UTF-16 (Excel's "Unicode Text"), which the checks do not read.
     Utf16,
     /// A spreadsheet or zip file (xlsx, xls) under a CSV name.

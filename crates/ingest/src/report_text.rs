@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use crate::checker::{FileReport, human_size};
 use crate::guard::{GuardDecision, HoldReason};
+use crate::names::printable;
 use crate::problem::{MAX_LISTED_PER_KIND, Problem, Severity, thousands};
 use crate::set::SetReport;
 
@@ -55,11 +56,12 @@ pub fn outcome(report: &FileReport, guard: Option<&GuardDecision>) -> Outcome {
 #[must_use]
 pub fn render_report(report: &FileReport, context: &ReportContext<'_>) -> String {
     let mut out = String::new();
-    let title = format!("Ferry upload report: {}", report.file_name);
+    let name = printable(&report.file_name);
+    let title = format!("Ferry upload report: {name}");
     let _ = writeln!(out, "{title}\n{}\n", "=".repeat(title.chars().count()));
 
     out.push_str("What arrived\n");
-    field(&mut out, "File", &report.file_name);
+    field(&mut out, "File", &name);
     if let Some(account) = context.account {
         field(&mut out, "Account", account);
     }
@@ -91,6 +93,8 @@ pub fn render_report(report: &FileReport, context: &ReportContext<'_>) -> String
     );
     if let Some(sha256) = context.sha256 {
         field(&mut out, "SHA-256", sha256);
+    } else if report.not_read {
+        field(&mut out, "SHA-256", "not computed: the file was not read");
     }
     field(
         &mut out,
@@ -103,35 +107,10 @@ pub fn render_report(report: &FileReport, context: &ReportContext<'_>) -> String
     );
 
     out.push_str("\nWhat Ferry read\n");
-    let encoding = match (report.encoding, &report.encoding_note) {
-        (None, _) => "not read".to_string(),
-        (Some(charset), Some(note)) => format!("{charset} (detected: {note})"),
-        (Some(charset), None) if report.encoding_detected => format!("{charset} (detected)"),
-        (Some(charset), None) => format!("{charset} (required for this file)"),
-    };
-    field(&mut out, "Encoding", &encoding);
-    let delimiter = match report.delimiter {
-        None => "not read".to_string(),
-        Some(delimiter) if report.delimiter_detected => {
-            format!("{delimiter} (detected from the header)")
-        }
-        Some(delimiter) => format!("{delimiter} (required for this file)"),
-    };
-    field(&mut out, "Delimiter", &delimiter);
-    if let Some(line) = report.header_line {
-        field(&mut out, "Header", &format!("line {line}"));
-        field(
-            &mut out,
-            "Rows",
-            &format!("{} (not counting the header)", thousands(report.rows)),
-        );
-        field(
-            &mut out,
-            "Columns",
-            &format!("{}: {}", report.columns, report.header.join(", ")),
-        );
+    if report.not_read {
+        out.push_str("  Nothing: the file was refused before a byte of it was read (see below).\n");
     } else {
-        field(&mut out, "Rows", "none (no header line was found)");
+        render_what_was_read(&mut out, report);
     }
 
     let result = outcome(report, context.guard);
@@ -184,6 +163,9 @@ pub fn render_report(report: &FileReport, context: &ReportContext<'_>) -> String
 
     out.push_str("\nWhat to do next\n");
     let next = match result {
+        Outcome::Refused if report.not_read => {
+            "Fix what is listed above, then upload the file again. Ferry checks every new upload."
+        }
         Outcome::Refused => {
             "Fix the errors listed above in the export, then upload the file again under the same name. Ferry checks every new upload."
         }
@@ -202,6 +184,40 @@ pub fn render_report(report: &FileReport, context: &ReportContext<'_>) -> String
     out
 }
 
+/// Encoding, delimiter, header, rows and columns of a file that was read.
+fn render_what_was_read(out: &mut String, report: &FileReport) {
+    let encoding = match (report.encoding, &report.encoding_note) {
+        (None, _) => "not read".to_string(),
+        (Some(charset), Some(note)) => format!("{charset} (detected: {note})"),
+        (Some(charset), None) if report.encoding_detected => format!("{charset} (detected)"),
+        (Some(charset), None) => format!("{charset} (required for this file)"),
+    };
+    field(out, "Encoding", &encoding);
+    let delimiter = match report.delimiter {
+        None => "not read".to_string(),
+        Some(delimiter) if report.delimiter_detected => {
+            format!("{delimiter} (detected from the header)")
+        }
+        Some(delimiter) => format!("{delimiter} (required for this file)"),
+    };
+    field(out, "Delimiter", &delimiter);
+    if let Some(line) = report.header_line {
+        field(out, "Header", &format!("line {line}"));
+        field(
+            out,
+            "Rows",
+            &format!("{} (not counting the header)", thousands(report.rows)),
+        );
+        field(
+            out,
+            "Columns",
+            &format!("{}: {}", report.columns, report.header.join(", ")),
+        );
+    } else {
+        field(out, "Rows", "none (no header line was found)");
+    }
+}
+
 /// Renders the checks of a whole set (a OneRoster export, a Clever upload).
 #[must_use]
 pub fn render_set_report(set: &SetReport) -> String {
@@ -214,7 +230,7 @@ pub fn render_set_report(set: &SetReport) -> String {
             Some(mode) => format!(" (manifest.csv: {})", mode.as_str()),
             None => String::new(),
         };
-        let _ = writeln!(out, "  {}{listed}", file.file_name);
+        let _ = writeln!(out, "  {}{listed}", printable(&file.file_name));
     }
     out.push('\n');
     if set.problems.is_empty() {

@@ -232,6 +232,15 @@ impl TryFrom<ByteSizeInput> for ByteSize {
     }
 }
 
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    /// `"500 MB"`, `"2 GiB"`, `"1048576"`: more than 0 bytes.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::try_from(ByteSizeInput::Text(text.to_owned()))
+    }
+}
+
 fn parse_byte_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
     let split = trimmed

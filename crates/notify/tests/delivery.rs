@@ -267,7 +267,11 @@ async fn each_event_reaches_the_right_recipients_once_and_repeats_are_deduplicat
         .await
         .unwrap();
     store
-        .give_up_upload(failed, "the import answered 500")
+        .give_up_upload(
+            failed,
+            "the vendor's import did not accept this batch",
+            "the import answered 500",
+        )
         .await
         .unwrap();
 

@@ -85,6 +85,20 @@ pub(crate) fn sql(backend: Backend, template: &'static str) -> AssertSqlSafe<Str
     )
 }
 
+/// A transaction that will write: on SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`), so a transaction that reads first cannot fail to
+/// upgrade when another connection wrote in between (WAL's
+/// `SQLITE_BUSY_SNAPSHOT`, which the busy timeout does not cover).
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, Any>> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
+}
+
 /// The database clock (unix ms), read with `executor` (a pool or a transaction).
 pub(crate) async fn now<'e, E>(backend: Backend, executor: E) -> Result<i64>
 where

@@ -50,8 +50,8 @@ pub use invitations::{INVITATION_VALID_MS, Invitation};
 pub use keys::MAX_KEYS_PER_ACCOUNT;
 pub use model::{
     Account, AccountLimits, Actor, AddOutcome, AddStatus, AuditEvent, AuthAttempt, AuthResult,
-    KeyRecord, KeyState, LapsedLogin, LimitsChange, LoginLookup, LoginVerdict, NewAuthAttempt,
-    NewKey, Upload, UploadState,
+    HandoffDetail, KeyRecord, KeyState, LapsedLogin, LimitsChange, LoginLookup, LoginVerdict,
+    NewAuthAttempt, NewKey, Upload, UploadState,
 };
 pub use notices::{
     Channel, ExpiringKey, NewMessage, NoticeEvent, NoticeKind, OutboxCounts, OutboxMessage, Queued,

@@ -583,7 +583,12 @@ impl std::fmt::Display for UploadState {
 }
 
 /// A row of the uploads table. JSON: `id, account, name, size, sha256,
-/// state, received_at, updated_at, detail`.
+/// state, received_at, updated_at, detail`, …
+///
+/// Two audiences read it. `detail` (and the report) are the district's:
+/// what it can act on. `last_error` and `handoff` are the vendor's: what its
+/// import answered, which a district admin never sees
+/// ([`Upload::for_district`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Upload {
     /// Database id.
@@ -614,7 +619,8 @@ pub struct Upload {
     pub batch_id: Option<i64>,
     /// Times the pipeline took the job up.
     pub attempts: i64,
-    /// The last thing that went wrong (hand-off errors), if any.
+    /// The last thing that went wrong (hand-off errors), for the vendor:
+    /// it may name commands, hosts and internal errors. Never shown to a district.
     pub last_error: Option<String>,
     /// An admin's decision on a held file: `approved` or `rejected`.
     pub decision: Option<String>,
@@ -623,6 +629,47 @@ pub struct Upload {
     pub handed_off_at: Option<i64>,
     /// Where the file was archived, relative to the account's root.
     pub archive_path: Option<String>,
+    /// What the vendor's import answered at the last hand-off, for the
+    /// vendor only; `None` before a hand-off was tried.
+    pub handoff: Option<HandoffDetail>,
+}
+
+impl Upload {
+    /// The upload as a district admin may see it: without the vendor's
+    /// detail (`last_error`, `handoff`).
+    #[must_use]
+    pub fn for_district(mut self) -> Self {
+        self.last_error = None;
+        self.handoff = None;
+        self
+    }
+}
+
+/// What the vendor's import answered when a batch was handed over: the
+/// vendor's detail of an upload, never shown to a district. Output and
+/// bodies are tails (the last few KiB), the URL is redacted (no
+/// credentials, query or fragment).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HandoffDetail {
+    /// The command's exit status; `None` when no command ran, or it was
+    /// killed or timed out (the output and `last_error` say which).
+    pub command_exit_status: Option<i64>,
+    /// The tail of what the command printed (stdout, then stderr).
+    pub command_output: Option<String>,
+    /// The webhook's URL, redacted.
+    pub webhook_url: Option<String>,
+    /// The webhook's last HTTP status; `None` when it never answered.
+    pub webhook_status: Option<i64>,
+    /// The tail of the webhook's last answer.
+    pub webhook_body: Option<String>,
+}
+
+impl HandoffDetail {
+    /// True when nothing was recorded.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A live session's login that a new login would no longer be allowed,

@@ -14,7 +14,7 @@ use crate::Store;
 use crate::db;
 use crate::error::{Result, StoreError};
 use crate::events::insert_audit;
-use crate::model::{Actor, Upload, UploadState};
+use crate::model::{Actor, HandoffDetail, Upload, UploadState};
 
 pub(crate) fn upload_from_row(row: &AnyRow) -> Result<Upload> {
     let state: String = row.try_get("state")?;
@@ -39,6 +39,14 @@ pub(crate) fn upload_from_row(row: &AnyRow) -> Result<Upload> {
         decision: row.try_get("decision")?,
         handed_off_at: row.try_get("handed_off_at")?,
         archive_path: row.try_get("archive_path")?,
+        handoff: Some(HandoffDetail {
+            command_exit_status: row.try_get("handoff_exit_status")?,
+            command_output: row.try_get("handoff_output")?,
+            webhook_url: row.try_get("webhook_url")?,
+            webhook_status: row.try_get("webhook_status")?,
+            webhook_body: row.try_get("webhook_body")?,
+        })
+        .filter(|detail| !detail.is_empty()),
     })
 }
 
@@ -47,7 +55,8 @@ macro_rules! upload_cols {
     () => {
         "u.id, a.name AS account, u.name, u.size, u.sha256, u.state, \
          u.received_at, u.updated_at, u.detail, u.logical_name, u.rows_count, u.batch_id, \
-         u.attempts, u.last_error, u.decision, u.handed_off_at, u.archive_path"
+         u.attempts, u.last_error, u.decision, u.handed_off_at, u.archive_path, \
+         u.handoff_exit_status, u.handoff_output, u.webhook_url, u.webhook_status, u.webhook_body"
     };
 }
 pub(crate) use upload_cols;

@@ -2,14 +2,18 @@
 //! PostgreSQL when `FERRY_TEST_POSTGRES_URL` is set (see store_api.rs for
 //! how to start one): dedup of finished files, batch claims, leases taken
 //! up again after a crash, the guard's reference rows, duplicates, admin
-//! decisions, and freshness.
+//! decisions, and freshness; batches of several accounts in flight at once
+//! (one per account, on any node), heartbeats, and the vendor's hand-off
+//! detail kept apart from the district's.
 
 mod common;
 
 use common::{TestDb, on_postgres, on_sqlite};
 use std::time::{Duration, Instant};
 
-use ferry_store::{Actor, Enqueued, Finish, SeenFile, Store, StoreError, UploadState};
+use ferry_store::{
+    Actor, Enqueued, Finish, HandoffDetail, SeenFile, Store, StoreError, UploadState,
+};
 
 on_both_backends!(
     finished_files_are_queued_once,
@@ -19,6 +23,15 @@ on_both_backends!(
     guard_reference_and_duplicates_count_handed_off_files_only,
     admin_decisions_put_files_back_in_the_queue_audited,
     accounts_without_expected_uploads_are_stale,
+    batches_of_different_accounts_are_in_flight_at_once_one_per_account,
+    a_renewed_lease_is_never_taken_over_and_an_expired_one_is,
+    a_due_retry_waits_while_its_account_has_a_live_batch,
+    a_claim_and_a_retake_of_one_account_on_two_nodes_never_both_win,
+    all_batches_of_a_restarted_node_are_released_and_retaken_one_by_one,
+    the_vendors_handoff_detail_is_kept_apart_from_the_districts,
+    a_file_seen_again_after_it_was_processed_is_not_queued_again,
+    files_held_together_travel_together_after_the_last_decision,
+    a_burst_is_queued_in_one_call_with_a_result_per_file,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -33,6 +46,7 @@ fn seen(account: &str, name: &str, size: i64, mtime_ms: i64) -> SeenFile {
         name: name.to_owned(),
         size,
         mtime_ms,
+        inode: None,
     }
 }
 
@@ -44,14 +58,35 @@ async fn account(store: &Store, name: &str) {
 }
 
 async fn queued(store: &Store, name: &str) -> i64 {
+    queued_in(store, "d", name).await
+}
+
+async fn queued_in(store: &Store, account: &str, name: &str) -> i64 {
     match store
-        .enqueue_finished(&seen("d", name, 10, 1))
+        .enqueue_finished(&seen(account, name, 10, 1))
         .await
         .unwrap()
     {
         Enqueued::New(id) => id,
-        other => panic!("{name} was not new: {other:?}"),
+        other => panic!("{account}/{name} was not new: {other:?}"),
     }
+}
+
+/// Archives every file of a batch (its node is done with it).
+async fn finish_all(store: &Store, ids: &[i64]) {
+    for &id in ids {
+        let finish = Finish {
+            state: UploadState::Archived,
+            detail: "handed over and archived",
+            report: None,
+            archive_path: None,
+        };
+        store.finish_upload(id, finish).await.unwrap();
+    }
+}
+
+fn ids(batch: &ferry_store::ClaimedBatch) -> Vec<i64> {
+    batch.uploads.iter().map(|u| u.id).collect()
 }
 
 async fn state(store: &Store, id: i64) -> UploadState {
@@ -232,16 +267,26 @@ async fn failed_hand_offs_are_retried_until_the_limit(db: TestDb) {
     account(store, "d").await;
     let a = queued(store, "a.csv").await;
     store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
-    store.mark_failed(a, "HTTP 500", 0).await.unwrap();
+    store
+        .mark_failed(a, "the vendor's import did not accept it", "HTTP 500", 0)
+        .await
+        .unwrap();
     let failed = store.upload(a).await.unwrap().unwrap();
     assert_eq!(failed.state, UploadState::Failed);
     assert_eq!(failed.last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(
+        failed.detail.as_deref(),
+        Some("the vendor's import did not accept it")
+    );
     wait_for_db_time(store, store.now().await.unwrap() + 5).await;
 
     let retried = store.retake_batch("n1", LEASE, 2).await.unwrap().unwrap();
     assert_eq!(retried.uploads[0].state, UploadState::Checking);
     assert_eq!(retried.uploads[0].attempts, 2);
-    store.mark_failed(a, "HTTP 500 again", 0).await.unwrap();
+    store
+        .mark_failed(a, "not accepted", "HTTP 500 again", 0)
+        .await
+        .unwrap();
     wait_for_db_time(store, store.now().await.unwrap() + 5).await;
     assert!(
         store.retake_batch("n1", LEASE, 2).await.unwrap().is_none(),
@@ -264,11 +309,11 @@ async fn guard_reference_and_duplicates_count_handed_off_files_only(db: TestDb) 
     let second = queued(store, "students_20261123.csv").await;
     store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
     store
-        .record_check(first, "aaa", "students.csv", 100, "r1")
+        .record_check(first, Some("aaa"), "students.csv", 100, "r1")
         .await
         .unwrap();
     store
-        .record_check(second, "bbb", "students.csv", 50, "r2")
+        .record_check(second, Some("bbb"), "students.csv", 50, "r2")
         .await
         .unwrap();
     assert_eq!(
@@ -423,4 +468,309 @@ async fn accounts_without_expected_uploads_are_stale(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(store.stale_accounts().await.unwrap(), ["d"]);
+}
+
+async fn batches_of_different_accounts_are_in_flight_at_once_one_per_account(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    account(store, "e").await;
+    let a = queued_in(store, "d", "a.csv").await;
+    let b = queued_in(store, "e", "b.csv").await;
+    assert_eq!(store.quiet_accounts(0).await.unwrap(), ["d", "e"]);
+    let of_d = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    let of_e = store.claim_batch("e", "n1", LEASE).await.unwrap().unwrap();
+    assert_ne!(of_d.id, of_e.id);
+    assert_eq!((ids(&of_d), ids(&of_e)), (vec![a], vec![b]));
+
+    // A new file of d while d's batch is in flight waits for it, on every node.
+    let c = queued_in(store, "d", "c.csv").await;
+    assert!(
+        store.quiet_accounts(0).await.unwrap().is_empty(),
+        "d has a batch in flight"
+    );
+    let other = Store::connect(&db.url).await.unwrap();
+    assert!(other.claim_batch("d", "n2", LEASE).await.unwrap().is_none());
+    assert!(store.claim_batch("d", "n1", LEASE).await.unwrap().is_none());
+    assert_eq!(state(store, c).await, UploadState::Received);
+
+    // Renewing one batch's lease leaves the other alone; both stay n1's.
+    assert!(store.renew_lease(of_d.id, "n1", LEASE).await.unwrap());
+    assert!(store.renew_lease(of_e.id, "n1", LEASE).await.unwrap());
+    assert!(!other.renew_lease(of_d.id, "n2", LEASE).await.unwrap());
+
+    // e finishing does not free d; d finishing does.
+    finish_all(store, &[b]).await;
+    assert!(other.claim_batch("d", "n2", LEASE).await.unwrap().is_none());
+    assert!(
+        !store.renew_lease(of_e.id, "n1", LEASE).await.unwrap(),
+        "nothing of a finished batch is left to lease"
+    );
+    finish_all(store, &[a]).await;
+    assert_eq!(store.quiet_accounts(0).await.unwrap(), ["d"]);
+    let next = other.claim_batch("d", "n2", LEASE).await.unwrap().unwrap();
+    assert_eq!(ids(&next), [c], "the waiting file travels next, alone");
+    other.close().await;
+}
+
+async fn a_renewed_lease_is_never_taken_over_and_an_expired_one_is(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let a = queued(store, "a.csv").await;
+    let batch = store.claim_batch("d", "n1", 300).await.unwrap().unwrap();
+    let other = Store::connect(&db.url).await.unwrap();
+    // Heartbeats every 100 ms for three lease lengths: never taken over.
+    let until = store.now().await.unwrap() + 900;
+    while store.now().await.unwrap() < until {
+        assert!(store.renew_lease(batch.id, "n1", 300).await.unwrap());
+        assert!(
+            other.retake_batch("n2", LEASE, 5).await.unwrap().is_none(),
+            "a batch whose lease is renewed belongs to its node"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The heartbeats stop (the node died): the lease runs out.
+    wait_for_db_time(store, store.now().await.unwrap() + 400).await;
+    let retaken = other.retake_batch("n2", LEASE, 5).await.unwrap().unwrap();
+    assert_eq!((retaken.id, ids(&retaken)), (batch.id, vec![a]));
+    assert!(
+        !store.renew_lease(batch.id, "n1", 300).await.unwrap(),
+        "n1 learns at its next heartbeat that it lost the batch"
+    );
+    other.close().await;
+}
+
+async fn a_due_retry_waits_while_its_account_has_a_live_batch(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let a = queued(store, "a.csv").await;
+    store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    store
+        .mark_failed(a, "not accepted", "HTTP 503", 0)
+        .await
+        .unwrap();
+    // A new file arrives and travels while a's retry is not due yet …
+    let b = queued(store, "b.csv").await;
+    let second = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    assert_eq!(ids(&second), [b]);
+    wait_for_db_time(store, store.now().await.unwrap() + 5).await;
+    // … and a's retry, due now, waits until that batch is done.
+    assert!(
+        store.retake_batch("n2", LEASE, 5).await.unwrap().is_none(),
+        "one batch per account in flight"
+    );
+    finish_all(store, &[b]).await;
+    let retried = store.retake_batch("n2", LEASE, 5).await.unwrap().unwrap();
+    assert_eq!(ids(&retried), [a]);
+    assert_eq!(retried.uploads[0].state, UploadState::Checking);
+}
+
+async fn a_claim_and_a_retake_of_one_account_on_two_nodes_never_both_win(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let other = Store::connect(&db.url).await.unwrap();
+    for round in 0..5 {
+        let failed = queued(store, &format!("failed-{round}.csv")).await;
+        store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+        store
+            .mark_failed(failed, "no", "HTTP 500", 0)
+            .await
+            .unwrap();
+        let fresh = queued(store, &format!("fresh-{round}.csv")).await;
+        wait_for_db_time(store, store.now().await.unwrap() + 5).await;
+        let (claimed, retaken) = tokio::join!(
+            store.claim_batch("d", "n1", LEASE),
+            other.retake_batch("n2", LEASE, 5)
+        );
+        let won: Vec<_> = [claimed.unwrap(), retaken.unwrap()]
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: exactly one batch of d in flight"
+        );
+        finish_all(store, &ids(&won[0])).await;
+        // The loser's files travel afterwards.
+        let rest = match store.claim_batch("d", "n1", LEASE).await.unwrap() {
+            Some(batch) => batch,
+            None => other.retake_batch("n2", LEASE, 5).await.unwrap().unwrap(),
+        };
+        let mut all = [ids(&won[0]), ids(&rest)].concat();
+        all.sort_unstable();
+        assert_eq!(all, [failed, fresh], "round {round}");
+        finish_all(store, &ids(&rest)).await;
+    }
+    other.close().await;
+}
+
+async fn all_batches_of_a_restarted_node_are_released_and_retaken_one_by_one(db: TestDb) {
+    let store = &db.store;
+    let mut files = Vec::new();
+    for name in ["d", "e", "f"] {
+        account(store, name).await;
+        files.push(queued_in(store, name, "x.csv").await);
+        store.claim_batch(name, "n1", LEASE).await.unwrap().unwrap();
+    }
+    assert_eq!(store.release_node_jobs("n1").await.unwrap(), 3);
+    let mut retaken = Vec::new();
+    while let Some(batch) = store.retake_batch("n1", LEASE, 5).await.unwrap() {
+        retaken.push((batch.account.clone(), ids(&batch)));
+        assert!(retaken.len() <= 3, "each batch once: {retaken:?}");
+    }
+    retaken.sort();
+    assert_eq!(
+        retaken,
+        [
+            ("d".to_owned(), vec![files[0]]),
+            ("e".to_owned(), vec![files[1]]),
+            ("f".to_owned(), vec![files[2]])
+        ]
+    );
+}
+
+async fn the_vendors_handoff_detail_is_kept_apart_from_the_districts(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let a = queued(store, "a.csv").await;
+    let b = queued(store, "b.csv").await;
+    store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    assert_eq!(store.upload(a).await.unwrap().unwrap().handoff, None);
+    let detail = HandoffDetail {
+        command_exit_status: Some(0),
+        command_output: Some("imported 10 rows on db-host-7".into()),
+        webhook_url: Some("https://hooks.vendor.example/in".into()),
+        webhook_status: Some(502),
+        webhook_body: Some("upstream db-host-7 down".into()),
+    };
+    store.record_handoff(&[a, b], &detail).await.unwrap();
+    let district = "the vendor's import did not accept this batch";
+    store
+        .mark_failed(a, district, "webhook answered HTTP 502", 60_000)
+        .await
+        .unwrap();
+    let upload = store.upload(a).await.unwrap().unwrap();
+    assert_eq!(upload.handoff.as_ref(), Some(&detail));
+    assert_eq!(
+        upload.last_error.as_deref(),
+        Some("webhook answered HTTP 502")
+    );
+    assert_eq!(upload.detail.as_deref(), Some(district));
+    let listed = store.uploads(Some("d"), 10).await.unwrap();
+    assert!(listed.iter().all(|u| u.handoff.as_ref() == Some(&detail)));
+
+    let shown = serde_json::to_string(&upload.clone().for_district()).unwrap();
+    for vendor_only in ["db-host-7", "hooks.vendor.example", "HTTP 502"] {
+        assert!(!shown.contains(vendor_only), "{vendor_only} in {shown}");
+    }
+    assert!(shown.contains(district), "{shown}");
+    let vendor = serde_json::to_value(&upload).unwrap();
+    assert_eq!(vendor["handoff"]["webhook_status"], 502);
+    assert_eq!(vendor["handoff"]["command_exit_status"], 0);
+}
+
+async fn a_file_seen_again_after_it_was_processed_is_not_queued_again(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let file = SeenFile {
+        inode: Some(7),
+        ..seen("d", "x.csv", 10, 1000)
+    };
+    let Enqueued::New(id) = store.enqueue_finished(&file).await.unwrap() else {
+        panic!("new")
+    };
+    let batch = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    finish_all(store, &ids(&batch)).await;
+    // Another node's watcher looked at the file just before it was taken.
+    assert_eq!(
+        store.enqueue_finished(&file).await.unwrap(),
+        Enqueued::AlreadyQueued(id)
+    );
+    // A new upload under the name (a new inode), even with the same size
+    // and a preserved modification time, is a new file.
+    let again = SeenFile {
+        inode: Some(8),
+        ..file.clone()
+    };
+    assert!(matches!(
+        store.enqueue_finished(&again).await.unwrap(),
+        Enqueued::New(other) if other != id
+    ));
+}
+
+async fn files_held_together_travel_together_after_the_last_decision(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    let held: Vec<i64> = [
+        queued(store, "a.csv").await,
+        queued(store, "b.csv").await,
+        queued(store, "c.csv").await,
+    ]
+    .into();
+    store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    for &id in &held {
+        let finish = Finish {
+            state: UploadState::Held,
+            detail: "held for review by the roster guard",
+            report: None,
+            archive_path: None,
+        };
+        store.finish_upload(id, finish).await.unwrap();
+    }
+    // Decisions one by one, as an admin clicks through them: none of the
+    // decided files travels while another of their batch is still held,
+    // not even with a new file of the account being claimed.
+    store.reject_upload(held[2], &cli()).await.unwrap();
+    store.approve_upload(held[0], &cli()).await.unwrap();
+    assert!(store.quiet_accounts(0).await.unwrap().is_empty());
+    assert!(store.claim_batch("d", "n1", LEASE).await.unwrap().is_none());
+    let new = queued(store, "d.csv").await;
+    let alone = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    assert_eq!(ids(&alone), [new]);
+    finish_all(store, &[new]).await;
+    assert_eq!(state(store, held[0]).await, UploadState::Received);
+
+    store.approve_upload(held[1], &cli()).await.unwrap();
+    assert_eq!(store.quiet_accounts(3_600_000).await.unwrap(), ["d"]);
+    let together = store.claim_batch("d", "n1", LEASE).await.unwrap().unwrap();
+    let mut claimed = ids(&together);
+    claimed.sort_unstable();
+    assert_eq!(claimed, held);
+}
+
+async fn a_burst_is_queued_in_one_call_with_a_result_per_file(db: TestDb) {
+    let store = &db.store;
+    account(store, "d").await;
+    account(store, "e").await;
+    let known = queued_in(store, "e", "old.csv").await;
+    let files = [
+        seen("e", "new.csv", 5, 1),
+        seen("d", "new.csv", 5, 1),
+        seen("e", "old.csv", 10, 1),
+        seen("gone", "x.csv", 5, 1),
+        seen("d", "bad.csv", -1, 1),
+        seen("d", "new.csv", 5, 1),
+    ];
+    let results = store.enqueue_all(&files).await.unwrap();
+    assert_eq!(results.len(), files.len());
+    let Ok(Enqueued::New(e_new)) = results[0] else {
+        panic!("{:?}", results[0])
+    };
+    let Ok(Enqueued::New(d_new)) = results[1] else {
+        panic!("{:?}", results[1])
+    };
+    assert!(matches!(results[2], Ok(Enqueued::AlreadyQueued(id)) if id == known));
+    assert!(
+        matches!(&results[3], Err(StoreError::NoSuchAccount { name }) if name == "gone"),
+        "{:?}",
+        results[3]
+    );
+    assert!(matches!(results[4], Err(StoreError::InvalidValue { .. })));
+    // The same file twice in one burst is queued once.
+    assert!(matches!(results[5], Ok(Enqueued::AlreadyQueued(id)) if id == d_new));
+    assert_eq!(store.quiet_accounts(0).await.unwrap(), ["e", "d"]);
+    let batch = store.claim_batch("e", "n1", LEASE).await.unwrap().unwrap();
+    let mut claimed = ids(&batch);
+    claimed.sort_unstable();
+    assert_eq!(claimed, [known, e_new]);
 }

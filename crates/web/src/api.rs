@@ -480,11 +480,15 @@ pub(crate) async fn auth_attempts(
     Ok(Json(json!({ "attempts": attempts })))
 }
 
-/// Recent uploads, newest first.
+/// Recent uploads, newest first. `detail` is the district's wording; a
+/// vendor admin also gets `last_error` and `handoff` (what the vendor's
+/// import answered: `command_exit_status`, `command_output`, `webhook_url`
+/// without credentials or query, `webhook_status`, `webhook_body`), which
+/// are `null` for a district admin.
 #[utoipa::path(get, path = "/api/v1/accounts/{name}/uploads",
     params(("name" = String, Path, description = "account name"), ("limit" = Option<u32>, Query, description = "at most this many (default 50)")),
     responses(
-        (status = 200, description = "`{uploads: [{id, account, name, size, sha256, state, received_at, updated_at, detail}]}`"),
+        (status = 200, description = "`{uploads: [{id, account, name, size, sha256, state, received_at, updated_at, detail, last_error, handoff}]}`; `last_error` and `handoff` for vendor admins only"),
         (status = 404, description = "no such account (or not yours)", body = ErrorBody)))]
 pub(crate) async fn uploads(
     State(state): State<AppState>,
@@ -492,8 +496,7 @@ pub(crate) async fn uploads(
     Path(name): Path<String>,
     Query(limit): Query<Limit>,
 ) -> ApiResult<Json<Value>> {
-    principal.visible_account(&state.store, &name).await?;
-    let uploads = state.store.uploads(Some(&name), limit.get()).await?;
+    let uploads = service::uploads(&state, &principal, &name, limit.get()).await?;
     Ok(Json(json!({ "uploads": uploads })))
 }
 

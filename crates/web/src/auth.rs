@@ -16,7 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine;
-use ferry_store::{Account, Actor, Role, Store};
+use ferry_store::{Account, Actor, Role, Store, Upload};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -61,6 +61,18 @@ impl Principal {
     #[must_use]
     pub fn is_vendor(&self) -> bool {
         self.role == Role::VendorAdmin
+    }
+
+    /// An upload as this caller may see it: a vendor admin sees what the
+    /// vendor's import answered; a district admin sees the district's
+    /// version only ([`Upload::for_district`]).
+    #[must_use]
+    pub fn upload_view(&self, upload: Upload) -> Upload {
+        if self.is_vendor() {
+            upload
+        } else {
+            upload.for_district()
+        }
     }
 
     /// The actor recorded in the audit log.

@@ -218,10 +218,24 @@ pub(crate) async fn decide_upload(
         return Err(missing());
     }
     let actor = who.actor();
-    Ok(match decision {
+    let upload = match decision {
         UploadDecision::Approve => app.store.approve_upload(id, &actor).await?,
         UploadDecision::Reject => app.store.reject_upload(id, &actor).await?,
-    })
+    };
+    Ok(who.upload_view(upload))
+}
+
+/// The latest `limit` uploads of account `name`, as the caller may see them
+/// (the vendor's hand-off detail for vendor admins only).
+pub(crate) async fn uploads(
+    app: &App,
+    who: &Principal,
+    name: &str,
+    limit: u32,
+) -> Result<Vec<Upload>, ApiError> {
+    who.visible_account(&app.store, name).await?;
+    let uploads = app.store.uploads(Some(name), limit).await?;
+    Ok(uploads.into_iter().map(|u| who.upload_view(u)).collect())
 }
 
 /// The names of the accounts that expect files and have had none within

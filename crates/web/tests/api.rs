@@ -891,3 +891,132 @@ async fn healthz_is_503_with_the_reason_when_the_database_is_gone_and_livez_stay
     assert_eq!(live.status, StatusCode::OK, "{}", live.text);
     assert_eq!(live.text, "ok\n");
 }
+
+#[tokio::test]
+async fn the_vendors_handoff_detail_reaches_vendor_admins_only() {
+    let f = fixture().await;
+    let id = match f
+        .store
+        .enqueue_finished(&ferry_store::SeenFile {
+            account: "alpha".into(),
+            name: "teachers.csv".into(),
+            size: 10,
+            mtime_ms: 2,
+            inode: None,
+        })
+        .await
+        .unwrap()
+    {
+        ferry_store::Enqueued::New(id) => id,
+        other => panic!("{other:?}"),
+    };
+    f.store
+        .claim_batch("alpha", "n1", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let detail = ferry_store::HandoffDetail {
+        command_exit_status: Some(3),
+        command_output: Some("COMMAND-OUTPUT on db-host-7".into()),
+        webhook_url: Some("https://hooks.vendor.example/in".into()),
+        webhook_status: Some(500),
+        webhook_body: Some("WEBHOOK-BODY trace".into()),
+    };
+    f.store.record_handoff(&[id], &detail).await.unwrap();
+    let district = format!(
+        "the vendor's import did not accept this batch; the vendor has been told (reference #{id})"
+    );
+    f.store
+        .mark_failed(
+            id,
+            &district,
+            "the hand-off command failed (exit status: 3)",
+            60_000,
+        )
+        .await
+        .unwrap();
+    let vendor_only = [
+        "COMMAND-OUTPUT",
+        "db-host-7",
+        "hooks.vendor.example",
+        "WEBHOOK-BODY",
+        "exit status: 3",
+    ];
+    let listed = |token: String| {
+        let app = f.app.clone();
+        async move {
+            call(
+                &app,
+                Method::GET,
+                "/api/v1/accounts/alpha/uploads",
+                Some(&token),
+                vec![],
+            )
+            .await
+        }
+    };
+
+    let vendor = listed(f.vendor.clone()).await;
+    let row = &vendor.json()["uploads"][0];
+    assert_eq!(row["id"], id);
+    assert_eq!(row["handoff"]["command_exit_status"], 3);
+    assert_eq!(row["handoff"]["webhook_status"], 500);
+    assert_eq!(
+        row["handoff"]["webhook_url"],
+        "https://hooks.vendor.example/in"
+    );
+    assert_eq!(
+        row["last_error"],
+        "the hand-off command failed (exit status: 3)"
+    );
+
+    let district_answer = listed(f.alpha.clone()).await;
+    let row = &district_answer.json()["uploads"][0];
+    assert_eq!(row["id"], id);
+    assert_eq!(row["detail"], district.as_str());
+    assert!(
+        row["handoff"].is_null() && row["last_error"].is_null(),
+        "{row}"
+    );
+    for text in vendor_only {
+        assert!(
+            !district_answer.text.contains(text),
+            "{text} in {}",
+            district_answer.text
+        );
+    }
+
+    // The account page: the vendor admin sees the detail, the district's
+    // admin the district's wording only.
+    let vendor_page = page(
+        &f.app,
+        Method::GET,
+        "/accounts/alpha",
+        Some(&f.vendor_session),
+        &[],
+    )
+    .await;
+    assert_eq!(vendor_page.status, StatusCode::OK);
+    for text in vendor_only {
+        assert!(
+            vendor_page.text.contains(text),
+            "{text} missing for the vendor"
+        );
+    }
+    let district_page = page(
+        &f.app,
+        Method::GET,
+        "/accounts/alpha",
+        Some(&f.alpha_session),
+        &[],
+    )
+    .await;
+    assert_eq!(district_page.status, StatusCode::OK);
+    assert!(district_page.text.contains(&format!("reference #{id}")));
+    for text in vendor_only {
+        assert!(
+            !district_page.text.contains(text),
+            "{text} shown to the district"
+        );
+    }
+}

@@ -110,7 +110,7 @@ pub(super) async fn render_account(
     let account = who.visible_account(&state.store, name).await?;
     let keys = state.store.keys(name).await?;
     let attempts = state.store.auth_attempts(name, 20).await?;
-    let uploads = state.store.uploads(Some(name), 20).await?;
+    let uploads = service::uploads(state, who, name, 20).await?;
     let audit = state.store.audit_events(Some(name), 30).await?;
     let contacts = state.store.contacts(name).await?;
     let invitations = if who.is_vendor() {

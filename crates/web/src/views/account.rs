@@ -177,7 +177,10 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
                             td.mono { (Shown(&u.name)) }
                             td { (u.size) " bytes" }
                             td { (state_word(u.state.as_str())) }
-                            td { (Shown(u.detail.as_deref().unwrap_or(""))) }
+                            td {
+                                (Shown(u.detail.as_deref().unwrap_or("")))
+                                (vendor_detail(u))
+                            }
                             td {
                                 @if u.state == UploadState::Held {
                                     form.inline method="post" action={ (base) "/uploads/" (u.id) "/approve" } {
@@ -224,6 +227,30 @@ pub(crate) fn account(view: &AccountPage<'_>) -> Markup {
         }
     };
     page(&account.name, Some(who), &body)
+}
+
+/// What the vendor's import answered at an upload's last hand-off. Only
+/// vendor admins' views of an upload carry it ([`Principal::upload_view`]).
+fn vendor_detail(upload: &Upload) -> Markup {
+    let handoff = upload.handoff.as_ref();
+    if upload.last_error.is_none() && handoff.is_none() {
+        return html! {};
+    }
+    html! {
+        details.vendor-detail {
+            summary { "Vendor detail (not shown to the district)" }
+            dl {
+                @if let Some(error) = &upload.last_error { dt { "Error" } dd { (Shown(error)) } }
+                @if let Some(h) = handoff {
+                    @if let Some(status) = h.command_exit_status { dt { "Command exit status" } dd.mono { (status) } }
+                    @if let Some(output) = &h.command_output { dt { "Command output (end)" } dd { pre { (output) } } }
+                    @if let Some(url) = &h.webhook_url { dt { "Webhook" } dd.mono { (Shown(url)) } }
+                    @if let Some(status) = h.webhook_status { dt { "Webhook HTTP status" } dd.mono { (status) } }
+                    @if let Some(body) = &h.webhook_body { dt { "Webhook answer (end)" } dd { pre { (body) } } }
+                }
+            }
+        }
+    }
 }
 
 /// Text that came from a client (a file name, a banner, a key comment):

@@ -88,6 +88,7 @@ pub async fn fixture_with(store: Store, limits: SessionLimits) -> Fixture {
             name: "students.csv".into(),
             size: 20,
             mtime_ms: 1,
+            inode: None,
         })
         .await
         .unwrap()
