@@ -1,0 +1,116 @@
+//! SFTP framing and request decoding: arbitrary bytes from a client, cut into
+//! reads of a fuzzer-chosen size, through `PacketReader` and `decode`.
+//!
+//! Properties:
+//! - never a panic;
+//! - no packet body over `MAX_PACKET_LEN` is ever handed out, and reading and
+//!   decoding never asks the allocator for more than the framing buffer that
+//!   cap implies ([`ALLOCATION_CAP`]), whatever length a client claims;
+//! - every request that decodes, encoded again by the test client's encoder
+//!   (`ferry_fuzz::sftp_wire`), decodes to the same request with the same id;
+//! - the framing is exact: the packets handed out plus their length fields
+//!   account for every byte read before the reader stops.
+#![no_main]
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use ferry_fuzz::alloc_meter::{Meter, measure};
+use ferry_fuzz::block_on_ready;
+use ferry_fuzz::sftp_wire::{encode_init, encode_request};
+use ferry_sftp::protocol::codec::{
+    DecodeError, Incoming, MAX_PACKET_LEN, PacketError, PacketReader, Request, decode,
+};
+use libfuzzer_sys::fuzz_target;
+use tokio::io::{AsyncRead, ReadBuf};
+
+#[global_allocator]
+static ALLOCATOR: Meter = Meter;
+
+/// The most memory reading and decoding may ask for at once: one framing
+/// buffer holding a whole packet at the cap plus the read that completed it
+/// (grown by doubling, hence 2×), plus small change.
+const ALLOCATION_CAP: usize = 2 * (MAX_PACKET_LEN + 4) + 64 * 1024;
+
+/// Hands out the input in reads of at most `step` bytes, as a network does.
+struct Chunked<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl AsyncRead for Chunked<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let n = self.step.min(self.data.len()).min(buf.remaining());
+        buf.put_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Poll::Ready(Ok(()))
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&selector, stream)) = input.split_first() else {
+        return;
+    };
+    let step = match selector % 4 {
+        0 => 1,
+        1 => 7,
+        2 => 4096,
+        _ => usize::MAX,
+    };
+    let (bodies, usage) = measure(|| read_all(stream, step));
+    assert!(
+        usage.peak_live <= ALLOCATION_CAP && usage.largest <= ALLOCATION_CAP,
+        "reading {} bytes allocated {usage:?}, over the cap of {ALLOCATION_CAP}",
+        stream.len()
+    );
+    let mut framed = 0;
+    for body in &bodies {
+        assert!(!body.is_empty() && body.len() <= MAX_PACKET_LEN);
+        assert_eq!(&stream[framed + 4..framed + 4 + body.len()], &body[..]);
+        framed += 4 + body.len();
+        check_round_trip(body.clone());
+    }
+});
+
+/// Every packet the reader hands out, until the stream ends or is refused.
+fn read_all(stream: &[u8], step: usize) -> Vec<Bytes> {
+    let mut reader = PacketReader::new(Chunked { data: stream, step });
+    let mut bodies = Vec::new();
+    block_on_ready(async {
+        loop {
+            match reader.next_packet().await {
+                Ok(Some(body)) => {
+                    let _ = decode(body.clone());
+                    bodies.push(body);
+                }
+                Ok(None) => break,
+                Err(PacketError::Invalid(
+                    DecodeError::TooLong(_) | DecodeError::TooShort(0) | DecodeError::Truncated,
+                )) => break,
+                Err(other) => panic!("unexpected framing error {other:?}"),
+            }
+        }
+    });
+    bodies
+}
+
+fn check_round_trip(body: Bytes) {
+    let Ok(incoming) = decode(body) else { return };
+    let packet = match &incoming {
+        Incoming::Init { version } => encode_init(*version),
+        Incoming::Request { id, request } => match encode_request(*id, request) {
+            Some(packet) => packet,
+            None => {
+                assert!(matches!(request, Request::Unsupported { .. }));
+                return;
+            }
+        },
+    };
+    let again = decode(packet.slice(4..)).expect("an encoded request decodes");
+    assert_eq!(again, incoming, "encode then decode changed the request");
+}
