@@ -763,6 +763,30 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): when one line had
+    /// a character-set problem and a row problem, their order in the report
+    /// depended on where a read ended.
+    #[test]
+    fn same_report_whatever_the_chunk_size_with_two_problems_on_one_line() {
+        let rule = FileRule {
+            charset: CharsetRule::UsAscii,
+            delimiter: DelimiterRule::Fixed(Delimiter::Tab),
+            ..FileRule::default()
+        };
+        let input = b"id\tname\n\xff\n1\tx\n";
+        let reference = check(input, &rule, 1 << 20);
+        let kinds: Vec<ProblemKind> = reference.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::NotAscii, ProblemKind::ColumnCount]);
+        for chunk in 1..input.len() {
+            let report = check(input, &rule, chunk);
+            assert_eq!(
+                serde_json::to_value(&report).unwrap(),
+                serde_json::to_value(&reference).unwrap(),
+                "chunk {chunk}"
+            );
+        }
+    }
+
     #[test]
     fn invalid_utf8_under_the_utf8_rule_names_the_lines() {
         let rule = FileRule {
