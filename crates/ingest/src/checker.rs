@@ -20,7 +20,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::charset::{Charset, CharsetEvent, CharsetInspector, CharsetRule, UTF8_BOM};
-use crate::csv_scan::{CsvScanner, LineEnds, MAX_HEADER_BYTES, ValueRequirement};
+use crate::csv_scan::{CsvScanner, MAX_HEADER_BYTES, ValueRequirement};
 use crate::delimiter::{Delimiter, DelimiterRule, count_candidates, detect_delimiter};
 use crate::file_name::DateSuffix;
 use crate::problem::{Problem, ProblemKind, ProblemLog, thousands};
@@ -207,7 +207,7 @@ impl FileChecker {
             let mut events = std::mem::take(&mut self.events);
             events.clear();
             self.inspector.finish(&mut events);
-            self.place_charset_events(&[], &events, scanner.line(), false, scanner.line_ends());
+            self.place_charset_events(&[], &events, scanner.line(), false);
             scanner.finish(&mut self.problems);
         }
         self.build_report(scanner.as_deref())
@@ -375,8 +375,7 @@ impl FileChecker {
         self.inspector.inspect(chunk, &mut events);
         scanner.scan(chunk, &mut self.problems);
         if !events.is_empty() {
-            let line_ends = scanner.line_ends();
-            self.place_charset_events(chunk, &events, base_line, skip_leading_lf, line_ends);
+            self.place_charset_events(chunk, &events, base_line, skip_leading_lf);
         }
         self.events = events;
     }
@@ -389,7 +388,6 @@ impl FileChecker {
         events: &[CharsetEvent],
         base_line: u64,
         skip_leading_lf: bool,
-        line_ends: LineEnds,
     ) {
         let mut sorted: Vec<CharsetEvent> = events.to_vec();
         sorted.sort_by_key(|event| match event {
@@ -397,10 +395,6 @@ impl FileChecker {
                 *offset
             }
         });
-        let terminator = match line_ends {
-            LineEnds::Lf => b'\n',
-            LineEnds::Cr => b'\r',
-        };
         let mut position = usize::from(skip_leading_lf && chunk.first() == Some(&b'\n'));
         let mut line = base_line;
         for event in sorted {
@@ -410,7 +404,7 @@ impl FileChecker {
             };
             let offset = offset.min(chunk.len());
             if offset > position {
-                line += memchr::memchr_iter(terminator, &chunk[position..offset]).count() as u64;
+                line += count_line_ends(chunk, position, offset);
                 position = offset;
             }
             match event {
@@ -703,6 +697,15 @@ fn first_line_bounds(
 }
 
 /// How many line-end bytes `bytes` starts with (blank lines before the header).
+/// The line ends in `chunk[from..to]` counted as the scanner counts them: LF,
+/// CRLF and a lone CR each end one line (a CR that ends the chunk counts; the
+/// scanner then skips the LF that may open the next chunk).
+fn count_line_ends(chunk: &[u8], from: usize, to: usize) -> u64 {
+    memchr::memchr2_iter(b'\n', b'\r', &chunk[from..to])
+        .filter(|&at| chunk[from + at] == b'\n' || chunk.get(from + at + 1) != Some(&b'\n'))
+        .count() as u64
+}
+
 fn leading_line_ends(bytes: &[u8]) -> usize {
     let skip = if bytes.starts_with(UTF8_BOM) {
         UTF8_BOM.len()
@@ -785,6 +788,36 @@ mod tests {
                 "chunk {chunk}"
             );
         }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): in a file whose
+    /// first line ends in CR and later ones in LF, a character-set problem
+    /// was put on the line counted by CRs alone (line 2 here), and on another
+    /// line when the file was read in small pieces.
+    #[test]
+    fn charset_problems_are_on_the_right_line_when_line_ends_are_mixed() {
+        let input = b"id,name\r1,a\n\n\xff,b\r\n2,c\n";
+        for chunk in [1 << 20, 1, 2, 3, 5] {
+            let report = check(input, &FileRule::default(), chunk);
+            assert_eq!(report.encoding, Some(Charset::Windows1252), "chunk {chunk}");
+            assert_eq!(
+                report.encoding_note.as_deref(),
+                Some("line 4 has byte 0xFF, which is not UTF-8"),
+                "chunk {chunk}"
+            );
+        }
+        let utf8 = FileRule {
+            charset: CharsetRule::Utf8,
+            ..FileRule::default()
+        };
+        let report = check(input, &utf8, 1 << 20);
+        let lines: Vec<Option<u64>> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::InvalidUtf8)
+            .map(|p| p.line)
+            .collect();
+        assert_eq!(lines, [Some(4)]);
     }
 
     #[test]

@@ -38,15 +38,6 @@ enum State {
     QuoteInQuoted,
 }
 
-/// Which byte ends lines, learned from the first line end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LineEnds {
-    /// LF or CRLF (count LF bytes).
-    Lf,
-    /// A lone CR (old Mac exports; count CR bytes).
-    Cr,
-}
-
 /// Columns that need a value in every row, and who says so.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ValueRequirement {
@@ -75,7 +66,6 @@ pub(crate) struct CsvScanner {
     pending_cr: bool,
     /// The last byte seen was a line end (so the last line is `line - 1`).
     ended_with_line_end: bool,
-    line_ends: Option<LineEnds>,
     header_done: bool,
     header_line: u64,
     header_fields: Vec<Vec<u8>>,
@@ -114,7 +104,6 @@ impl CsvScanner {
             quote_line: first_line,
             pending_cr: false,
             ended_with_line_end: false,
-            line_ends: None,
             header_done: false,
             header_line: first_line,
             header_fields: Vec::new(),
@@ -137,10 +126,6 @@ impl CsvScanner {
     /// Whether the last chunk ended in CR (its LF may open the next chunk).
     pub(crate) fn pending_cr(&self) -> bool {
         self.pending_cr
-    }
-
-    pub(crate) fn line_ends(&self) -> LineEnds {
-        self.line_ends.unwrap_or(LineEnds::Lf)
     }
 
     pub(crate) fn header_found(&self) -> bool {
@@ -173,9 +158,6 @@ impl CsvScanner {
             self.pending_cr = false;
             if chunk.first() == Some(&b'\n') {
                 index = 1;
-                self.line_ends.get_or_insert(LineEnds::Lf);
-            } else if !chunk.is_empty() {
-                self.line_ends.get_or_insert(LineEnds::Cr);
             }
         }
         while index < end {
@@ -270,10 +252,7 @@ impl CsvScanner {
 
     /// Ends the file: closes the last row and reports a quote left open.
     pub(crate) fn finish(&mut self, problems: &mut ProblemLog) {
-        if self.pending_cr {
-            self.pending_cr = false;
-            self.line_ends.get_or_insert(LineEnds::Cr);
-        }
+        self.pending_cr = false;
         match self.state {
             State::Quoted => {
                 let quote_line = self.quote_line;
@@ -298,18 +277,11 @@ impl CsvScanner {
     fn consume_line_end(&mut self, chunk: &[u8], index: usize) -> usize {
         self.line += 1;
         if chunk[index] == b'\n' {
-            self.line_ends.get_or_insert(LineEnds::Lf);
             return index + 1;
         }
         match chunk.get(index + 1) {
-            Some(b'\n') => {
-                self.line_ends.get_or_insert(LineEnds::Lf);
-                index + 2
-            }
-            Some(_) => {
-                self.line_ends.get_or_insert(LineEnds::Cr);
-                index + 1
-            }
+            Some(b'\n') => index + 2,
+            Some(_) => index + 1,
             None => {
                 self.pending_cr = true;
                 index + 1
@@ -578,7 +550,6 @@ mod tests {
     fn lone_cr_line_ends() {
         let (scanner, problems) = scan_in_chunks(b"a,b\r1,2\r3\r", 2, &[]);
         assert_eq!(scanner.rows(), 2);
-        assert_eq!(scanner.line_ends(), LineEnds::Cr);
         assert_eq!(lines_of(&problems, ProblemKind::ColumnCount), [3]);
     }
 
