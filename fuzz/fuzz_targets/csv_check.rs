@@ -110,6 +110,9 @@ fuzz_target!(|input: &[u8]| {
 });
 
 fn check_case(case: Case) {
+    if std::env::var_os("FERRY_FUZZ_DEBUG").is_some() {
+        eprintln!("{case:?}");
+    }
     let plan = plan(&case.plan);
     let file = build(&case);
     let read_size = match case.read_size {

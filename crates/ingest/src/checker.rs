@@ -5,8 +5,8 @@
 //! runner can hash and check a file in the same read; [`check_reader`] drives
 //! it from any `std::io::Read` with one fixed buffer. Memory is bounded by the
 //! read buffer, the first line (at most 64 KiB, kept until the delimiter is
-//! known) and the listed problems (at most 20 per kind); the file itself is
-//! never held.
+//! known), the character-set events of one 4 KiB piece (at most 64 KiB) and
+//! the listed problems (at most 20 per kind); the file itself is never held.
 //!
 //! The order of work: the first line is collected to recognise files that are
 //! not CSV at all (UTF-16, a renamed spreadsheet), strip a UTF-8 byte-order
@@ -29,6 +29,12 @@ use crate::rules::CheckPlan;
 
 /// Bytes read at a time by [`check_reader`].
 pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Bytes given to the character-set inspector and the scanner at a time,
+/// whatever the size of a fed chunk: under the US-ASCII rule the inspector
+/// reports every byte over 127, so this bounds the events held at once to
+/// 64 KiB (16 bytes each).
+const PIECE_BYTES: usize = 4 * 1024;
 
 /// The checks could not run to the end.
 #[derive(Debug, Error)]
@@ -207,7 +213,7 @@ impl FileChecker {
             let mut events = std::mem::take(&mut self.events);
             events.clear();
             self.inspector.finish(&mut events);
-            self.place_charset_events(&[], &events, scanner.line(), false);
+            self.place_charset_events(&[], &mut events, scanner.line(), false);
             scanner.finish(&mut self.problems);
         }
         self.build_report(scanner.as_deref())
@@ -364,7 +370,14 @@ impl FileChecker {
         }
     }
 
+    /// Checks a chunk in pieces of at most [`PIECE_BYTES`].
     fn process(&mut self, chunk: &[u8]) {
+        for piece in chunk.chunks(PIECE_BYTES) {
+            self.process_piece(piece);
+        }
+    }
+
+    fn process_piece(&mut self, chunk: &[u8]) {
         let Phase::Scanning(scanner) = &mut self.phase else {
             return;
         };
@@ -375,7 +388,7 @@ impl FileChecker {
         self.inspector.inspect(chunk, &mut events);
         scanner.scan(chunk, &mut self.problems);
         if !events.is_empty() {
-            self.place_charset_events(chunk, &events, base_line, skip_leading_lf);
+            self.place_charset_events(chunk, &mut events, base_line, skip_leading_lf);
         }
         self.events = events;
     }
@@ -385,19 +398,18 @@ impl FileChecker {
     fn place_charset_events(
         &mut self,
         chunk: &[u8],
-        events: &[CharsetEvent],
+        events: &mut [CharsetEvent],
         base_line: u64,
         skip_leading_lf: bool,
     ) {
-        let mut sorted: Vec<CharsetEvent> = events.to_vec();
-        sorted.sort_by_key(|event| match event {
+        events.sort_by_key(|event| match event {
             CharsetEvent::NonAscii { offset, .. } | CharsetEvent::InvalidUtf8 { offset, .. } => {
                 *offset
             }
         });
         let mut position = usize::from(skip_leading_lf && chunk.first() == Some(&b'\n'));
         let mut line = base_line;
-        for event in sorted {
+        for &event in events.iter() {
             let (offset, byte) = match event {
                 CharsetEvent::NonAscii { offset, byte }
                 | CharsetEvent::InvalidUtf8 { offset, byte } => (offset, byte),
@@ -788,6 +800,52 @@ mod tests {
                 "chunk {chunk}"
             );
         }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): under the US-ASCII
+    /// rule every byte over 127 became an event, and a read full of them held
+    /// 16 bytes of events (and a sorted copy) per byte read: 8 MiB for one
+    /// 256 KiB read, far over the documented memory bound.
+    #[test]
+    fn a_read_full_of_non_ascii_bytes_keeps_little_memory() {
+        let rule = FileRule {
+            charset: CharsetRule::UsAscii,
+            ..FileRule::default()
+        };
+        let plan = CheckPlan::new("students.csv", &rule);
+        let mut checker = FileChecker::new(&plan);
+        checker.feed(b"id,name\n");
+        let mut read = vec![0xFF_u8; READ_BUFFER_BYTES];
+        for line_end in read.iter_mut().step_by(1024).skip(1) {
+            *line_end = b'\n';
+        }
+        checker.feed(&read);
+        assert!(
+            checker.events.capacity() * std::mem::size_of::<CharsetEvent>() <= 64 * 1024,
+            "{} events kept",
+            checker.events.capacity()
+        );
+        let report = checker.finish();
+        let not_ascii = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::NotAscii)
+            .count();
+        assert_eq!(
+            not_ascii,
+            crate::problem::MAX_LISTED_PER_KIND as usize + 1,
+            "listed, then the summary"
+        );
+        assert!(
+            report
+                .problems
+                .last()
+                .unwrap()
+                .message
+                .contains("256 in all"),
+            "one per line: {:?}",
+            report.problems.last()
+        );
     }
 
     /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): in a file whose
