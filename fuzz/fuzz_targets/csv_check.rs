@@ -33,10 +33,10 @@ static ALLOCATOR: Meter = Meter;
 /// Most memory the checks of one file may hold at once: one read
 /// ([`READ_BUFFER_BYTES`]) gathered while looking for the end of the first
 /// line, the 64 KiB of header kept, at most 20 listed problems per kind, and
-/// the report. Lines are stretched to [`STRETCH_MIN`] and beyond, well over
+/// the report. Lines are stretched to [`STRETCH_MIN`] (1.5 MiB) and up to 2 MiB, over
 /// this, so any buffer that grows with a line shows.
 const MEMORY_CAP: usize = 1 << 20;
-const STRETCH_MIN: usize = 2 << 20;
+const STRETCH_MIN: usize = 3 << 19;
 
 #[derive(Arbitrary, Debug)]
 struct Case {
@@ -204,7 +204,7 @@ fn build(case: &Case) -> File {
             tail: Vec::new(),
         };
     };
-    let extra = STRETCH_MIN + stretch.extra as usize % STRETCH_MIN;
+    let extra = STRETCH_MIN + stretch.extra as usize % (STRETCH_MIN / 3);
     let (at, byte) = match &case.body {
         Body::Raw(_) => (usize::from(stretch.at).min(head.len()), stretch.byte),
         Body::Table(_) => match letter_position(&head, stretch.at) {
