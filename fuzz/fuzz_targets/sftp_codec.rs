@@ -1,5 +1,7 @@
 //! SFTP framing and request decoding: arbitrary bytes from a client, cut into
-//! reads of a fuzzer-chosen size, through `PacketReader` and `decode`.
+//! reads of a fuzzer-chosen size (the first byte chooses; with its bit 2 set,
+//! the first packet is inflated to the length it claims, up to the cap),
+//! through `PacketReader` and `decode`.
 //!
 //! Properties:
 //! - never a panic;
@@ -63,6 +65,14 @@ fuzz_target!(|input: &[u8]| {
         2 => 4096,
         _ => usize::MAX,
     };
+    let inflated;
+    let stream = match selector & 4 {
+        0 => stream,
+        _ => {
+            inflated = inflate(stream);
+            &inflated[..]
+        }
+    };
     let (bodies, usage) = measure(|| read_all(stream, step));
     // The bodies handed out are kept (as WRITE data in flight is); beyond
     // them, the reader holds at most its buffer and, while it moves to a
@@ -80,6 +90,23 @@ fuzz_target!(|input: &[u8]| {
         check_round_trip(body.clone());
     }
 });
+
+/// Inputs are small (libFuzzer's 4 KiB), packets go up to 256 KiB: the first
+/// packet's body is repeated up to the length its header claims (when that
+/// is within the cap), then the rest of the input follows.
+fn inflate(stream: &[u8]) -> Vec<u8> {
+    let Some((head, rest)) = stream.split_first_chunk::<4>() else {
+        return stream.to_vec();
+    };
+    let claimed = u32::from_be_bytes(*head) as usize;
+    if claimed > MAX_PACKET_LEN || rest.is_empty() || rest.len() >= claimed {
+        return stream.to_vec();
+    }
+    let mut out = head.to_vec();
+    out.extend(rest.iter().cycle().take(claimed));
+    out.extend_from_slice(rest);
+    out
+}
 
 /// Every packet the reader hands out, until the stream ends or is refused.
 fn read_all(stream: &[u8], step: usize) -> Vec<Bytes> {

@@ -260,18 +260,24 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         Ok(Some(self.buffer.split_to(len).freeze()))
     }
 
-    /// Room for the rest of the packet being read, and at least
-    /// [`MIN_READ`], allocated exactly: `BytesMut::reserve` grows by doubling,
-    /// which took a packet at the cap to a 512 KiB buffer. So the buffer never
-    /// holds more than one packet at the cap plus [`MIN_READ`].
+    /// Makes room for the next read when there is less than the packet being
+    /// read still needs (or than [`MIN_READ`]): room for all of the packet
+    /// and at least [`MIN_READ`], allocated exactly. `BytesMut::reserve` grows
+    /// by doubling, which took a packet at the cap to a 512 KiB buffer; this
+    /// never holds more than one packet at the cap plus [`MIN_READ`], and
+    /// moves a packet's bytes at most once.
     fn make_room(&mut self) {
-        let wanted = self.wanted().max(MIN_READ);
-        if self.buffer.capacity() - self.buffer.len() >= wanted || self.buffer.try_reclaim(wanted) {
+        let need = self.wanted();
+        if self.buffer.capacity() - self.buffer.len() >= need.min(MIN_READ) {
             return;
         }
-        let mut room = BytesMut::with_capacity(self.buffer.len() + wanted);
-        room.extend_from_slice(&self.buffer);
-        self.buffer = room;
+        let room = need.max(MIN_READ);
+        if self.buffer.try_reclaim(room) {
+            return;
+        }
+        let mut bigger = BytesMut::with_capacity(self.buffer.len() + room);
+        bigger.extend_from_slice(&self.buffer);
+        self.buffer = bigger;
     }
 
     fn wanted(&self) -> usize {
