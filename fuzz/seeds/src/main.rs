@@ -7,7 +7,7 @@
 //! and each quoting problem).
 //!
 //! `scripts/fuzz --seeds` runs it into an empty folder and merges the result
-//! into `fuzz/corpus/` (libFuzzer's `-merge=1` keeps what adds coverage).
+//! into `fuzz/corpus/` (libFuzzer keeps a smallest set with the same coverage).
 //! Usage: `seeds OUT_DIR KEY_FIXTURES_DIR`.
 //!
 //! The few lines of SFTP encoding below follow draft-ietf-secsh-filexfer-02
