@@ -6,8 +6,12 @@
 //! picks the rules, its third the read size, and the rest is the file (the
 //! seeds are small CSVs like the ingest tests'). Otherwise the rest is
 //! structured: the rules, and raw bytes or a table of plain and quoted values
-//! (valid CSV by construction), optionally with one value or line stretched
-//! to megabytes.
+//! (valid CSV by construction), optionally with one value or line stretched:
+//! to 1.5–2 MiB when the stretch's length byte says so (one stretch in
+//! [`BIG_STRETCH_ONE_IN`], so the memory bound is tested often while most
+//! runs stay fast), otherwise written out in full, so every property below
+//! is checked on it: by up to 4 KiB, or (one in four) up to
+//! [`SMALL_STRETCH_MAX`] bytes, past the 64 KiB of header the checks keep.
 //!
 //! Properties:
 //! - never a panic;
@@ -33,10 +37,15 @@ static ALLOCATOR: Meter = Meter;
 /// Most memory the checks of one file may hold at once: one read
 /// ([`READ_BUFFER_BYTES`]) gathered while looking for the end of the first
 /// line, the 64 KiB of header kept, at most 20 listed problems per kind, and
-/// the report. Lines are stretched to [`STRETCH_MIN`] (1.5 MiB) and up to 2 MiB, over
-/// this, so any buffer that grows with a line shows.
+/// the report. A big stretch makes a line of [`STRETCH_MIN`] (1.5 MiB) and up
+/// to 2 MiB, over this, so any buffer that grows with a line shows.
 const MEMORY_CAP: usize = 1 << 20;
 const STRETCH_MIN: usize = 3 << 19;
+/// One stretch in this many is big (chosen by the low byte of its length):
+/// checking 2 MiB costs a thousand small runs.
+const BIG_STRETCH_ONE_IN: u32 = 16;
+/// The longest small stretch: past the 64 KiB of header kept.
+const SMALL_STRETCH_MAX: usize = 72 << 10;
 
 #[derive(Arbitrary, Debug)]
 struct Case {
@@ -77,7 +86,9 @@ enum Value {
 }
 
 /// `extra` bytes of `byte` inserted at `at` (for a table: the value's letters
-/// repeated inside it, so it stays valid CSV).
+/// repeated inside it, so it stays valid CSV): 1.5–2 MiB, never allocated, when
+/// `extra % BIG_STRETCH_ONE_IN == 0`, otherwise at most 4 KiB or (when
+/// `extra / 16 % 4 == 0`) [`SMALL_STRETCH_MAX`].
 #[derive(Arbitrary, Debug)]
 struct Stretch {
     at: u16,
@@ -204,7 +215,6 @@ fn build(case: &Case) -> File {
             tail: Vec::new(),
         };
     };
-    let extra = STRETCH_MIN + stretch.extra as usize % (STRETCH_MIN / 3);
     let (at, byte) = match &case.body {
         Body::Raw(_) => (usize::from(stretch.at).min(head.len()), stretch.byte),
         Body::Table(_) => match letter_position(&head, stretch.at) {
@@ -212,6 +222,20 @@ fn build(case: &Case) -> File {
             None => (head.len(), b'x'),
         },
     };
+    if stretch.extra % BIG_STRETCH_ONE_IN != 0 {
+        let most = match stretch.extra / BIG_STRETCH_ONE_IN % 4 {
+            0 => SMALL_STRETCH_MAX,
+            _ => 4 << 10,
+        };
+        let extra = (stretch.extra / BIG_STRETCH_ONE_IN / 4) as usize % (most + 1);
+        head.splice(at..at, std::iter::repeat_n(byte, extra));
+        return File {
+            head,
+            filler: None,
+            tail: Vec::new(),
+        };
+    }
+    let extra = STRETCH_MIN + stretch.extra as usize % (STRETCH_MIN / 3);
     let tail = head.split_off(at);
     File {
         head,

@@ -6,8 +6,11 @@
 //! symlinks planted on disk and raw bytes, handles the server gave out or
 //! guessed, offsets at the edges) sent in pipelined batches to the real
 //! `ferry_sftp::protocol::serve` (its pipeline, dispatch table, permission
-//! check and handlers) over an in-memory stream, with a jail in a fresh
-//! temporary folder and a canary account folder beside the account root.
+//! check and handlers) over an in-memory stream, with a jail in a temporary
+//! folder and a canary account folder beside the account root. The folder is
+//! made once per process and reused: every run ends with everything but
+//! `/inbound` checked unchanged and the upload folder checked empty, so the
+//! next run only refills `/inbound` (see [`World::reuse_or_create`]).
 //!
 //! Properties, checked after every batch (and after the session):
 //! - nothing outside the account root is created, changed or read: the
@@ -35,8 +38,8 @@ use std::fs::{self, FileTimes};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, Once};
 use std::time::{Duration, UNIX_EPOCH};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -308,7 +311,7 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 });
 
 async fn run(session: Session) {
-    let world = World::create();
+    let world = World::reuse_or_create();
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let jail = Jail::open(&world.data, ACCOUNT).expect("the jail opens");
     let before = world.snapshot();
@@ -388,6 +391,7 @@ async fn run(session: Session) {
             "upload event outside /inbound: {event:?}"
         );
     }
+    world.keep_for_next_run();
 }
 
 /// A request on its way: its id, what it asks, and its packet.
@@ -824,7 +828,7 @@ fn inbound_name(raw: &[u8]) -> Option<Vec<u8>> {
     Some(names.join(&b'/'))
 }
 
-/// One fresh data folder: the account's jail, filled, and the canary.
+/// One data folder: the account's jail, filled, and the canary.
 struct World {
     data: PathBuf,
     root: PathBuf,
@@ -850,36 +854,46 @@ struct Snapshot {
     fixed: Tree,
 }
 
+/// The previous run's world, kept for the next one.
+static SPARE: Mutex<Option<World>> = Mutex::new(None);
+
 impl World {
+    /// The previous run's world with `/inbound` refilled, or a new one. Sound
+    /// because a run that returns has checked everything else unchanged (the
+    /// canary's `lstat` and the fixed folders, against a snapshot taken after
+    /// the refill) and the upload folder empty; a run that fails aborts.
+    fn reuse_or_create() -> World {
+        let spare = SPARE.lock().unwrap().take();
+        match spare {
+            Some(world) if world.refill_inbound().is_ok() => world,
+            // Dropping a world that could not be refilled removes it.
+            _ => World::create(),
+        }
+    }
+
+    fn keep_for_next_run(self) {
+        *SPARE.lock().unwrap() = Some(self);
+    }
+
     fn create() -> World {
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        static STALE_REMOVED: Once = Once::new();
+        STALE_REMOVED.call_once(remove_stale_worlds);
         let data = base_dir().join(format!(
-            "ferry-fuzz-session-{}-{}",
+            "{WORLD_PREFIX}{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&data);
         let root = Jail::create_layout(&data, ACCOUNT).expect("the layout is created");
         let canary_root = data.join("accounts/canary");
-        let write = |path: PathBuf, content: &[u8]| {
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, content).unwrap();
-        };
-        write(canary_root.join("secret.txt"), CANARY);
-        write(canary_root.join("inbound/upload.csv"), CANARY);
-        write(data.join("outside.txt"), CANARY);
-        write(root.join("inbound/existing.csv"), b"id,name\n1,existing\n");
-        write(root.join("inbound/sub/nested.csv"), b"id\n2\n");
-        write(root.join("outbound/download.csv"), b"id,name\n3,download\n");
+        write(canary_root.join("secret.txt"), CANARY).unwrap();
+        write(canary_root.join("inbound/upload.csv"), CANARY).unwrap();
+        write(data.join("outside.txt"), CANARY).unwrap();
+        write(root.join("outbound/download.csv"), b"id,name\n3,download\n").unwrap();
         fs::create_dir_all(root.join("outbound/folder")).unwrap();
-        write(root.join("archive/2024-01-01/old.csv"), b"id\n4\n");
-        write(root.join("reports/report.txt"), b"Result: ACCEPTED\n");
-        symlink(&canary_root, root.join("inbound/escape")).unwrap();
-        symlink(
-            canary_root.join("secret.txt"),
-            root.join("inbound/escape-file"),
-        )
-        .unwrap();
+        write(root.join("archive/2024-01-01/old.csv"), b"id\n4\n").unwrap();
+        write(root.join("reports/report.txt"), b"Result: ACCEPTED\n").unwrap();
         symlink("../canary", root.join("escape")).unwrap();
         symlink(data.join("outside.txt"), root.join("outbound/escape")).unwrap();
         let canary = vec![
@@ -903,7 +917,27 @@ impl World {
                 .and_then(|f| f.set_times(times))
                 .expect("canary times set");
         }
-        World { data, root, canary }
+        let world = World { data, root, canary };
+        world.refill_inbound().expect("/inbound is filled");
+        world
+    }
+
+    /// Empties `/inbound` and puts back what a run starts with: two files and
+    /// symlinks to the canary account and to a file in it.
+    fn refill_inbound(&self) -> std::io::Result<()> {
+        let inbound = self.root.join("inbound");
+        for entry in fs::read_dir(&inbound)? {
+            let path = entry?.path();
+            match fs::symlink_metadata(&path)?.is_dir() {
+                true => fs::remove_dir_all(&path)?,
+                false => fs::remove_file(&path)?,
+            }
+        }
+        let canary_root = self.data.join("accounts/canary");
+        write(inbound.join("existing.csv"), b"id,name\n1,existing\n")?;
+        write(inbound.join("sub/nested.csv"), b"id\n2\n")?;
+        symlink(&canary_root, inbound.join("escape"))?;
+        symlink(canary_root.join("secret.txt"), inbound.join("escape-file"))
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -1025,6 +1059,32 @@ fn walk(base: &Path, path: &Path, read: bool, tree: &mut Tree) {
     if meta.is_dir() {
         for child in fs::read_dir(path).into_iter().flatten().flatten() {
             walk(base, &child.path(), read, tree);
+        }
+    }
+}
+
+/// Writes a file, making its folder first.
+fn write(path: PathBuf, content: &[u8]) -> std::io::Result<()> {
+    fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+    fs::write(path, content)
+}
+
+const WORLD_PREFIX: &str = "ferry-fuzz-session-";
+
+/// Removes the worlds of fuzzing processes that are gone (each process keeps
+/// its world until it exits, and a crash leaves it behind).
+fn remove_stale_worlds() {
+    let Ok(entries) = fs::read_dir(base_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(WORLD_PREFIX)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
         }
     }
 }
