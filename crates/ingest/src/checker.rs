@@ -20,7 +20,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::charset::{Charset, CharsetEvent, CharsetInspector, CharsetRule, UTF8_BOM};
-use crate::csv_scan::{CsvScanner, MAX_HEADER_BYTES, ValueRequirement};
+use crate::csv_scan::{CsvScanner, MAX_HEADER_BYTES, MAX_HEADER_COLUMNS, ValueRequirement};
 use crate::delimiter::{Delimiter, DelimiterRule, count_candidates, detect_delimiter};
 use crate::file_name::DateSuffix;
 use crate::problem::{Problem, ProblemKind, ProblemLog, thousands};
@@ -314,6 +314,20 @@ impl FileChecker {
         self.phase = Phase::Abandoned;
     }
 
+    fn header_too_wide(&mut self, columns: usize, line: u64) {
+        self.problems.add(ProblemKind::HeaderTooLong, Some(line), || {
+            (
+                format!(
+                    "the header has {} columns, more than the {} a header may have, so only the first {} names were read; this does not look like a roster's header line",
+                    thousands(columns as u64),
+                    thousands(MAX_HEADER_COLUMNS as u64),
+                    thousands(MAX_HEADER_COLUMNS as u64)
+                ),
+                "Check that the file is the export it should be and that its delimiter is right (a roster has tens of columns, not thousands).".into(),
+            )
+        });
+    }
+
     fn abandon_utf16(&mut self) {
         self.problems.add(ProblemKind::Utf16, None, || {
             (
@@ -529,6 +543,7 @@ impl FileChecker {
         }
         let mut header = Vec::new();
         let mut header_line = None;
+        let mut columns = 0;
         let mut rows = 0;
         if let Some(scanner) = scanner {
             rows = scanner.rows();
@@ -540,6 +555,10 @@ impl FileChecker {
                     .map(|field| charset.decode(field).trim().to_string())
                     .collect();
                 header_line = Some(scanner.header_line());
+                columns = scanner.header_columns();
+                if scanner.header_too_wide() {
+                    self.header_too_wide(columns, scanner.header_line());
+                }
                 self.check_header(&header, scanner.header_line());
                 if rows == 0 {
                     self.problems.add(ProblemKind::HeaderOnly, None, || {
@@ -592,7 +611,7 @@ impl FileChecker {
             encoding_note,
             delimiter: if header_found { self.delimiter } else { None },
             delimiter_detected: plan.delimiter == DelimiterRule::Auto,
-            columns: header.len(),
+            columns,
             header,
             header_line,
             rows,
@@ -893,6 +912,36 @@ mod tests {
             .collect();
         assert_eq!(lines, [Some(3), Some(5)]);
         assert!(!report.passed());
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs, its memory bound):
+    /// a first line of 9,220 tabs made the checks hold over 1 MiB (every empty
+    /// column took a place in three lists; 64 KiB of tabs held 6 MiB). The
+    /// header keeps at most MAX_HEADER_COLUMNS names, still counts every
+    /// column, and the file fails.
+    #[test]
+    fn a_header_of_thousands_of_columns_keeps_only_the_first_names() {
+        let columns = 9221;
+        let tabs = vec![b'\t'; columns - 1];
+        let input = [&tabs[..], b"\n", &tabs[..], b"\nx\n"].concat();
+        for chunk in [7, 4096, 1 << 20] {
+            let report = check(&input, &FileRule::default(), chunk);
+            assert_eq!(report.delimiter, Some(Delimiter::Tab));
+            assert_eq!(report.columns, columns);
+            assert_eq!(report.header.len(), MAX_HEADER_COLUMNS);
+            assert_eq!(report.rows, 2);
+            let problems: Vec<_> = report.problems.iter().map(|p| (p.kind, p.line)).collect();
+            assert_eq!(
+                problems,
+                [
+                    (ProblemKind::HeaderTooLong, Some(1)),
+                    (ProblemKind::ColumnCount, Some(3))
+                ],
+                "chunk {chunk}"
+            );
+            assert!(report.problems[0].message.contains("9,221 columns"));
+            assert!(!report.passed());
+        }
     }
 
     #[test]

@@ -21,6 +21,12 @@ use crate::problem::{ProblemKind, ProblemLog, thousands};
 /// before scanning starts).
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// The most header names kept. Every column costs memory beyond its bytes
+/// (its name's place in three lists), so a first line of 64 KiB of
+/// delimiters, 65,536 empty columns, would hold megabytes; a roster has tens
+/// of columns. Columns past this are counted, not named.
+pub(crate) const MAX_HEADER_COLUMNS: usize = 2048;
+
 /// A quoted value running over more lines than this is reported: multi-line
 /// addresses take two or three, a stray quote swallows many.
 const LONG_QUOTED_VALUE_LINES: u64 = 10;
@@ -69,6 +75,8 @@ pub(crate) struct CsvScanner {
     header_done: bool,
     header_line: u64,
     header_fields: Vec<Vec<u8>>,
+    /// The header has more than [`MAX_HEADER_COLUMNS`] columns.
+    header_too_wide: bool,
     header_current: Vec<u8>,
     header_bytes: usize,
     expected_columns: usize,
@@ -107,6 +115,7 @@ impl CsvScanner {
             header_done: false,
             header_line: first_line,
             header_fields: Vec::new(),
+            header_too_wide: false,
             header_current: Vec::new(),
             header_bytes: 0,
             expected_columns: 0,
@@ -136,9 +145,21 @@ impl CsvScanner {
         self.header_line
     }
 
-    /// The header's raw fields (undecoded), once found.
+    /// The header's raw fields (undecoded), once found: the first
+    /// [`MAX_HEADER_COLUMNS`] of them.
     pub(crate) fn header_fields(&self) -> &[Vec<u8>] {
         &self.header_fields
+    }
+
+    /// The header's columns, once found, all counted (see [`Self::header_too_wide`]).
+    pub(crate) fn header_columns(&self) -> usize {
+        self.expected_columns
+    }
+
+    /// Whether the header has more columns than [`MAX_HEADER_COLUMNS`], so
+    /// only the first ones were kept.
+    pub(crate) fn header_too_wide(&self) -> bool {
+        self.header_too_wide
     }
 
     /// Data rows (not the header, not blank lines).
@@ -314,7 +335,10 @@ impl CsvScanner {
     fn end_field_checks(&mut self, problems: &mut ProblemLog) {
         if !self.header_done {
             let field = std::mem::take(&mut self.header_current);
-            self.header_fields.push(field);
+            match self.header_fields.len() < MAX_HEADER_COLUMNS {
+                true => self.header_fields.push(field),
+                false => self.header_too_wide = true,
+            }
         } else if self.checks_values
             && !self.field_has_content
             && let Some(Some(column)) = self.value_required.get(self.field_index)
@@ -361,7 +385,7 @@ impl CsvScanner {
         let columns = self.field_index;
         self.field_index = 0;
         if !self.header_done {
-            self.finish_header();
+            self.finish_header(columns);
             return;
         }
         self.rows += 1;
@@ -383,10 +407,10 @@ impl CsvScanner {
         }
     }
 
-    fn finish_header(&mut self) {
+    fn finish_header(&mut self, columns: usize) {
         self.header_done = true;
         self.header_line = self.row_line;
-        self.expected_columns = self.header_fields.len();
+        self.expected_columns = columns;
         self.header_current = Vec::new();
         let wanted: Vec<String> = self
             .value_requirement

@@ -47,7 +47,7 @@ pub enum ProblemKind {
     NotAscii,
     /// The rule names one character set and the file looks like another.
     CharsetMismatch,
-    /// The first line is too long to be a header.
+    /// The first line is too long to be a header, or has too many columns.
     HeaderTooLong,
     /// The header does not contain the delimiter the rule expects.
     DelimiterMismatch,
