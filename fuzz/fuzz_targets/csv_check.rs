@@ -36,8 +36,8 @@ static ALLOCATOR: Meter = Meter;
 
 /// Most memory the checks of one file may hold at once: one read
 /// ([`READ_BUFFER_BYTES`]) gathered while looking for the end of the first
-/// line, the 64 KiB of header kept, at most 20 listed problems per kind, and
-/// the report. A big stretch makes a line of [`STRETCH_MIN`] (1.5 MiB) and up
+/// line, the 64 KiB of header kept (at most 2,048 names), at most 20 listed
+/// problems per kind, and the report. A big stretch makes a line of [`STRETCH_MIN`] (1.5 MiB) and up
 /// to 2 MiB, over this, so any buffer that grows with a line shows.
 const MEMORY_CAP: usize = 1 << 20;
 const STRETCH_MIN: usize = 3 << 19;
