@@ -14,6 +14,7 @@
 //! inspector and the CSV scanner; at the end the character set is decided, the
 //! header decoded in it and checked against the required columns.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use serde::Serialize;
@@ -631,7 +632,7 @@ impl FileChecker {
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            let found = header.join(", ");
+            let found = header_as_shown(header);
             let profile = self.plan.profile;
             let count = missing.len();
             let list = missing.join(", ");
@@ -654,14 +655,12 @@ impl FileChecker {
                 )
             });
         }
+        let mut first_of: HashMap<&str, usize> = HashMap::new();
         for (index, name) in normalised.iter().enumerate() {
             if name.is_empty() {
                 continue;
             }
-            if let Some(first) = normalised[..index]
-                .iter()
-                .position(|earlier| earlier == name)
-            {
+            if let Some(&first) = first_of.get(name.as_str()) {
                 let shown = header[index].clone();
                 self.problems.add(ProblemKind::DuplicateColumns, Some(line), || {
                     (
@@ -673,6 +672,8 @@ impl FileChecker {
                         "Remove or rename the repeated column in the export.".into(),
                     )
                 });
+            } else {
+                first_of.insert(name, index);
             }
         }
         if missing.is_empty()
@@ -750,6 +751,28 @@ fn leading_line_ends(bytes: &[u8]) -> usize {
 }
 
 /// `1536` as `1.5 KiB`.
+/// The most characters of the header a message quotes.
+const HEADER_SHOWN_CHARS: usize = 300;
+
+/// The header's names as a message quotes them: joined with commas, cut
+/// after [`HEADER_SHOWN_CHARS`] characters (a header may be 64 KiB, three
+/// times that decoded, and a message is read by a person).
+fn header_as_shown(header: &[String]) -> String {
+    let mut shown = String::new();
+    for (index, name) in header.iter().enumerate() {
+        if index > 0 {
+            shown.push_str(", ");
+        }
+        shown.push_str(name);
+        if let Some((cut, _)) = shown.char_indices().nth(HEADER_SHOWN_CHARS) {
+            shown.truncate(cut);
+            shown.push('…');
+            break;
+        }
+    }
+    shown
+}
+
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
@@ -942,6 +965,41 @@ mod tests {
             assert!(report.problems[0].message.contains("9,221 columns"));
             assert!(!report.passed());
         }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs, its memory bound):
+    /// with a required column missing, the message quoted the whole header,
+    /// 64 KiB of invalid UTF-8 decoded to three bytes a byte, joined and then
+    /// formatted again, over 1 MiB at once.
+    #[test]
+    fn the_missing_columns_message_quotes_a_long_header_cut_short() {
+        let rule = FileRule {
+            charset: CharsetRule::Utf8,
+            required_columns: vec!["id".into()],
+            ..FileRule::default()
+        };
+        let input = [&b"name,"[..], &[0xCF; 60_000], b",name\n1,x,y\n"].concat();
+        let report = check(&input, &rule, 4096);
+        let missing = report
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::MissingColumns)
+            .expect("id is missing");
+        assert!(
+            missing
+                .what_to_do
+                .contains("The header found was: name, \u{FFFD}\u{FFFD}"),
+            "{}",
+            missing.what_to_do
+        );
+        assert!(missing.what_to_do.ends_with('…'));
+        assert!(missing.what_to_do.chars().count() < 500);
+        let duplicate = report
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::DuplicateColumns)
+            .expect("name is there twice");
+        assert!(duplicate.message.contains("(columns 1 and 3)"));
     }
 
     #[test]
