@@ -661,7 +661,7 @@ impl FileChecker {
                 continue;
             }
             if let Some(&first) = first_of.get(name.as_str()) {
-                let shown = header[index].clone();
+                let shown = cut_for_message(&header[index]);
                 self.problems.add(ProblemKind::DuplicateColumns, Some(line), || {
                     (
                         format!(
@@ -764,13 +764,19 @@ fn header_as_shown(header: &[String]) -> String {
             shown.push_str(", ");
         }
         shown.push_str(name);
-        if let Some((cut, _)) = shown.char_indices().nth(HEADER_SHOWN_CHARS) {
-            shown.truncate(cut);
-            shown.push('…');
+        if shown.chars().count() > HEADER_SHOWN_CHARS {
             break;
         }
     }
-    shown
+    cut_for_message(&shown)
+}
+
+/// `text` cut after [`HEADER_SHOWN_CHARS`] characters, marked with `…`.
+fn cut_for_message(text: &str) -> String {
+    match text.char_indices().nth(HEADER_SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 pub(crate) fn human_size(bytes: u64) -> String {
@@ -970,9 +976,10 @@ mod tests {
     /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs, its memory bound):
     /// with a required column missing, the message quoted the whole header,
     /// 64 KiB of invalid UTF-8 decoded to three bytes a byte, joined and then
-    /// formatted again, over 1 MiB at once.
+    /// formatted again, over 1 MiB at once. A repeated column's name is cut
+    /// short too.
     #[test]
-    fn the_missing_columns_message_quotes_a_long_header_cut_short() {
+    fn messages_quote_a_long_header_cut_short() {
         let rule = FileRule {
             charset: CharsetRule::Utf8,
             required_columns: vec!["id".into()],
@@ -1000,6 +1007,13 @@ mod tests {
             .find(|p| p.kind == ProblemKind::DuplicateColumns)
             .expect("name is there twice");
         assert!(duplicate.message.contains("(columns 1 and 3)"));
+        let long_name = "é".repeat(10_000);
+        let input = format!("{long_name},id,{long_name}\n1,2,3\n");
+        let report = check(input.as_bytes(), &rule, 4096);
+        assert_eq!(report.problems[0].kind, ProblemKind::DuplicateColumns);
+        let message = &report.problems[0].message;
+        assert!(message.contains("é…"), "{message}");
+        assert!(message.chars().count() < 500, "{message}");
     }
 
     #[test]
