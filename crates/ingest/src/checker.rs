@@ -5,8 +5,8 @@
 //! runner can hash and check a file in the same read; [`check_reader`] drives
 //! it from any `std::io::Read` with one fixed buffer. Memory is bounded by the
 //! read buffer, the first line (at most 64 KiB, kept until the delimiter is
-//! known) and the listed problems (at most 20 per kind); the file itself is
-//! never held.
+//! known), the character-set events of one 4 KiB piece (at most 64 KiB) and
+//! the listed problems (at most 20 per kind); the file itself is never held.
 //!
 //! The order of work: the first line is collected to recognise files that are
 //! not CSV at all (UTF-16, a renamed spreadsheet), strip a UTF-8 byte-order
@@ -14,13 +14,14 @@
 //! inspector and the CSV scanner; at the end the character set is decided, the
 //! header decoded in it and checked against the required columns.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::charset::{Charset, CharsetEvent, CharsetInspector, CharsetRule, UTF8_BOM};
-use crate::csv_scan::{CsvScanner, LineEnds, MAX_HEADER_BYTES, ValueRequirement};
+use crate::csv_scan::{CsvScanner, MAX_HEADER_BYTES, MAX_HEADER_COLUMNS, ValueRequirement};
 use crate::delimiter::{Delimiter, DelimiterRule, count_candidates, detect_delimiter};
 use crate::file_name::DateSuffix;
 use crate::problem::{Problem, ProblemKind, ProblemLog, thousands};
@@ -29,6 +30,12 @@ use crate::rules::CheckPlan;
 
 /// Bytes read at a time by [`check_reader`].
 pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Bytes given to the character-set inspector and the scanner at a time,
+/// whatever the size of a fed chunk: under the US-ASCII rule the inspector
+/// reports every byte over 127, so this bounds the events held at once to
+/// 64 KiB (16 bytes each).
+const PIECE_BYTES: usize = 4 * 1024;
 
 /// The checks could not run to the end.
 #[derive(Debug, Error)]
@@ -240,7 +247,7 @@ impl FileChecker {
             let mut events = std::mem::take(&mut self.events);
             events.clear();
             self.inspector.finish(&mut events);
-            self.place_charset_events(&[], &events, scanner.line(), false, scanner.line_ends());
+            self.place_charset_events(&[], &mut events, scanner.line(), false);
             scanner.finish(&mut self.problems);
         }
         self.build_report(scanner.as_deref())
@@ -341,6 +348,20 @@ impl FileChecker {
         self.phase = Phase::Abandoned;
     }
 
+    fn header_too_wide(&mut self, columns: usize, line: u64) {
+        self.problems.add(ProblemKind::HeaderTooLong, Some(line), || {
+            (
+                format!(
+                    "the header has {} columns, more than the {} a header may have, so only the first {} names were read; this does not look like a roster's header line",
+                    thousands(columns as u64),
+                    thousands(MAX_HEADER_COLUMNS as u64),
+                    thousands(MAX_HEADER_COLUMNS as u64)
+                ),
+                "Check that the file is the export it should be and that its delimiter is right (a roster has tens of columns, not thousands).".into(),
+            )
+        });
+    }
+
     fn abandon_utf16(&mut self) {
         self.problems.add(ProblemKind::Utf16, None, || {
             (
@@ -397,7 +418,14 @@ impl FileChecker {
         }
     }
 
+    /// Checks a chunk in pieces of at most [`PIECE_BYTES`].
     fn process(&mut self, chunk: &[u8]) {
+        for piece in chunk.chunks(PIECE_BYTES) {
+            self.process_piece(piece);
+        }
+    }
+
+    fn process_piece(&mut self, chunk: &[u8]) {
         let Phase::Scanning(scanner) = &mut self.phase else {
             return;
         };
@@ -408,8 +436,7 @@ impl FileChecker {
         self.inspector.inspect(chunk, &mut events);
         scanner.scan(chunk, &mut self.problems);
         if !events.is_empty() {
-            let line_ends = scanner.line_ends();
-            self.place_charset_events(chunk, &events, base_line, skip_leading_lf, line_ends);
+            self.place_charset_events(chunk, &mut events, base_line, skip_leading_lf);
         }
         self.events = events;
     }
@@ -419,31 +446,25 @@ impl FileChecker {
     fn place_charset_events(
         &mut self,
         chunk: &[u8],
-        events: &[CharsetEvent],
+        events: &mut [CharsetEvent],
         base_line: u64,
         skip_leading_lf: bool,
-        line_ends: LineEnds,
     ) {
-        let mut sorted: Vec<CharsetEvent> = events.to_vec();
-        sorted.sort_by_key(|event| match event {
+        events.sort_by_key(|event| match event {
             CharsetEvent::NonAscii { offset, .. } | CharsetEvent::InvalidUtf8 { offset, .. } => {
                 *offset
             }
         });
-        let terminator = match line_ends {
-            LineEnds::Lf => b'\n',
-            LineEnds::Cr => b'\r',
-        };
         let mut position = usize::from(skip_leading_lf && chunk.first() == Some(&b'\n'));
         let mut line = base_line;
-        for event in sorted {
+        for &event in events.iter() {
             let (offset, byte) = match event {
                 CharsetEvent::NonAscii { offset, byte }
                 | CharsetEvent::InvalidUtf8 { offset, byte } => (offset, byte),
             };
             let offset = offset.min(chunk.len());
             if offset > position {
-                line += memchr::memchr_iter(terminator, &chunk[position..offset]).count() as u64;
+                line += count_line_ends(chunk, position, offset);
                 position = offset;
             }
             match event {
@@ -544,6 +565,7 @@ impl FileChecker {
         }
         let mut header = Vec::new();
         let mut header_line = None;
+        let mut columns = 0;
         let mut rows = 0;
         if let Some(scanner) = scanner {
             rows = scanner.rows();
@@ -555,6 +577,10 @@ impl FileChecker {
                     .map(|field| charset.decode(field).trim().to_string())
                     .collect();
                 header_line = Some(scanner.header_line());
+                columns = scanner.header_columns();
+                if scanner.header_too_wide() {
+                    self.header_too_wide(columns, scanner.header_line());
+                }
                 self.check_header(&header, scanner.header_line());
                 if rows == 0 {
                     self.problems.add(ProblemKind::HeaderOnly, None, || {
@@ -607,7 +633,7 @@ impl FileChecker {
             encoding_note,
             delimiter: if header_found { self.delimiter } else { None },
             delimiter_detected: plan.delimiter == DelimiterRule::Auto,
-            columns: header.len(),
+            columns,
             header,
             header_line,
             rows,
@@ -628,7 +654,7 @@ impl FileChecker {
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            let found = header.join(", ");
+            let found = header_as_shown(header);
             let profile = self.plan.profile;
             let count = missing.len();
             let list = missing.join(", ");
@@ -651,15 +677,13 @@ impl FileChecker {
                 )
             });
         }
+        let mut first_of: HashMap<&str, usize> = HashMap::new();
         for (index, name) in normalised.iter().enumerate() {
             if name.is_empty() {
                 continue;
             }
-            if let Some(first) = normalised[..index]
-                .iter()
-                .position(|earlier| earlier == name)
-            {
-                let shown = header[index].clone();
+            if let Some(&first) = first_of.get(name.as_str()) {
+                let shown = cut_for_message(&header[index]);
                 self.problems.add(ProblemKind::DuplicateColumns, Some(line), || {
                     (
                         format!(
@@ -670,6 +694,8 @@ impl FileChecker {
                         "Remove or rename the repeated column in the export.".into(),
                     )
                 });
+            } else {
+                first_of.insert(name, index);
             }
         }
         if missing.is_empty()
@@ -725,6 +751,15 @@ fn first_line_bounds(
 }
 
 /// How many line-end bytes `bytes` starts with (blank lines before the header).
+/// The line ends in `chunk[from..to]` counted as the scanner counts them: LF,
+/// CRLF and a lone CR each end one line (a CR that ends the chunk counts; the
+/// scanner then skips the LF that may open the next chunk).
+fn count_line_ends(chunk: &[u8], from: usize, to: usize) -> u64 {
+    memchr::memchr2_iter(b'\n', b'\r', &chunk[from..to])
+        .filter(|&at| chunk[from + at] == b'\n' || chunk.get(from + at + 1) != Some(&b'\n'))
+        .count() as u64
+}
+
 fn leading_line_ends(bytes: &[u8]) -> usize {
     let skip = if bytes.starts_with(UTF8_BOM) {
         UTF8_BOM.len()
@@ -737,7 +772,6 @@ fn leading_line_ends(bytes: &[u8]) -> usize {
         .count()
 }
 
-/// `1536` as `1.5 KiB`.
 /// The problem of a file of `size` bytes over its `limit`.
 #[must_use]
 pub fn too_large(size: u64, limit: u64) -> Problem {
@@ -755,6 +789,35 @@ pub fn too_large(size: u64, limit: u64) -> Problem {
     )
 }
 
+/// The most characters of the header a message quotes.
+const HEADER_SHOWN_CHARS: usize = 300;
+
+/// The header's names as a message quotes them: joined with commas, cut
+/// after [`HEADER_SHOWN_CHARS`] characters (a header may be 64 KiB, three
+/// times that decoded, and a message is read by a person).
+fn header_as_shown(header: &[String]) -> String {
+    let mut shown = String::new();
+    for (index, name) in header.iter().enumerate() {
+        if index > 0 {
+            shown.push_str(", ");
+        }
+        shown.push_str(name);
+        if shown.chars().count() > HEADER_SHOWN_CHARS {
+            break;
+        }
+    }
+    cut_for_message(&shown)
+}
+
+/// `text` cut after [`HEADER_SHOWN_CHARS`] characters, marked with `…`.
+fn cut_for_message(text: &str) -> String {
+    match text.char_indices().nth(HEADER_SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// `1536` as `1.5 KiB`.
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
@@ -802,6 +865,106 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): when one line had
+    /// a character-set problem and a row problem, their order in the report
+    /// depended on where a read ended.
+    #[test]
+    fn same_report_whatever_the_chunk_size_with_two_problems_on_one_line() {
+        let rule = FileRule {
+            charset: CharsetRule::UsAscii,
+            delimiter: DelimiterRule::Fixed(Delimiter::Tab),
+            ..FileRule::default()
+        };
+        let input = b"id\tname\n\xff\n1\tx\n";
+        let reference = check(input, &rule, 1 << 20);
+        let kinds: Vec<ProblemKind> = reference.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, [ProblemKind::NotAscii, ProblemKind::ColumnCount]);
+        for chunk in 1..input.len() {
+            let report = check(input, &rule, chunk);
+            assert_eq!(
+                serde_json::to_value(&report).unwrap(),
+                serde_json::to_value(&reference).unwrap(),
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): under the US-ASCII
+    /// rule every byte over 127 became an event, and a read full of them held
+    /// 16 bytes of events (and a sorted copy) per byte read: 8 MiB for one
+    /// 256 KiB read, far over the documented memory bound.
+    #[test]
+    fn a_read_full_of_non_ascii_bytes_keeps_little_memory() {
+        let rule = FileRule {
+            charset: CharsetRule::UsAscii,
+            ..FileRule::default()
+        };
+        let plan = CheckPlan::new("students.csv", &rule);
+        let mut checker = FileChecker::new(&plan);
+        checker.feed(b"id,name\n");
+        let mut read = vec![0xFF_u8; READ_BUFFER_BYTES];
+        for line_end in read.iter_mut().step_by(1024).skip(1) {
+            *line_end = b'\n';
+        }
+        checker.feed(&read);
+        assert!(
+            checker.events.capacity() * std::mem::size_of::<CharsetEvent>() <= 64 * 1024,
+            "{} events kept",
+            checker.events.capacity()
+        );
+        let report = checker.finish();
+        let not_ascii = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::NotAscii)
+            .count();
+        assert_eq!(
+            not_ascii,
+            crate::problem::MAX_LISTED_PER_KIND as usize + 1,
+            "listed, then the summary"
+        );
+        assert!(
+            report
+                .problems
+                .last()
+                .unwrap()
+                .message
+                .contains("256 in all"),
+            "one per line: {:?}",
+            report.problems.last()
+        );
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): in a file whose
+    /// first line ends in CR and later ones in LF, a character-set problem
+    /// was put on the line counted by CRs alone (line 2 here), and on another
+    /// line when the file was read in small pieces.
+    #[test]
+    fn charset_problems_are_on_the_right_line_when_line_ends_are_mixed() {
+        let input = b"id,name\r1,a\n\n\xff,b\r\n2,c\n";
+        for chunk in [1 << 20, 1, 2, 3, 5] {
+            let report = check(input, &FileRule::default(), chunk);
+            assert_eq!(report.encoding, Some(Charset::Windows1252), "chunk {chunk}");
+            assert_eq!(
+                report.encoding_note.as_deref(),
+                Some("line 4 has byte 0xFF, which is not UTF-8"),
+                "chunk {chunk}"
+            );
+        }
+        let utf8 = FileRule {
+            charset: CharsetRule::Utf8,
+            ..FileRule::default()
+        };
+        let report = check(input, &utf8, 1 << 20);
+        let lines: Vec<Option<u64>> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::InvalidUtf8)
+            .map(|p| p.line)
+            .collect();
+        assert_eq!(lines, [Some(4)]);
+    }
+
     #[test]
     fn invalid_utf8_under_the_utf8_rule_names_the_lines() {
         let rule = FileRule {
@@ -817,6 +980,79 @@ mod tests {
             .collect();
         assert_eq!(lines, [Some(3), Some(5)]);
         assert!(!report.passed());
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs, its memory bound):
+    /// a first line of 9,220 tabs made the checks hold over 1 MiB (every empty
+    /// column took a place in three lists; 64 KiB of tabs held 6 MiB). The
+    /// header keeps at most MAX_HEADER_COLUMNS names, still counts every
+    /// column, and the file fails.
+    #[test]
+    fn a_header_of_thousands_of_columns_keeps_only_the_first_names() {
+        let columns = 9221;
+        let tabs = vec![b'\t'; columns - 1];
+        let input = [&tabs[..], b"\n", &tabs[..], b"\nx\n"].concat();
+        for chunk in [7, 4096, 1 << 20] {
+            let report = check(&input, &FileRule::default(), chunk);
+            assert_eq!(report.delimiter, Some(Delimiter::Tab));
+            assert_eq!(report.columns, columns);
+            assert_eq!(report.header.len(), MAX_HEADER_COLUMNS);
+            assert_eq!(report.rows, 2);
+            let problems: Vec<_> = report.problems.iter().map(|p| (p.kind, p.line)).collect();
+            assert_eq!(
+                problems,
+                [
+                    (ProblemKind::HeaderTooLong, Some(1)),
+                    (ProblemKind::ColumnCount, Some(3))
+                ],
+                "chunk {chunk}"
+            );
+            assert!(report.problems[0].message.contains("9,221 columns"));
+            assert!(!report.passed());
+        }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs, its memory bound):
+    /// with a required column missing, the message quoted the whole header,
+    /// 64 KiB of invalid UTF-8 decoded to three bytes a byte, joined and then
+    /// formatted again, over 1 MiB at once. A repeated column's name is cut
+    /// short too.
+    #[test]
+    fn messages_quote_a_long_header_cut_short() {
+        let rule = FileRule {
+            charset: CharsetRule::Utf8,
+            required_columns: vec!["id".into()],
+            ..FileRule::default()
+        };
+        let input = [&b"name,"[..], &[0xCF; 60_000], b",name\n1,x,y\n"].concat();
+        let report = check(&input, &rule, 4096);
+        let missing = report
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::MissingColumns)
+            .expect("id is missing");
+        assert!(
+            missing
+                .what_to_do
+                .contains("The header found was: name, \u{FFFD}\u{FFFD}"),
+            "{}",
+            missing.what_to_do
+        );
+        assert!(missing.what_to_do.ends_with('…'));
+        assert!(missing.what_to_do.chars().count() < 500);
+        let duplicate = report
+            .problems
+            .iter()
+            .find(|p| p.kind == ProblemKind::DuplicateColumns)
+            .expect("name is there twice");
+        assert!(duplicate.message.contains("(columns 1 and 3)"));
+        let long_name = "é".repeat(10_000);
+        let input = format!("{long_name},id,{long_name}\n1,2,3\n");
+        let report = check(input.as_bytes(), &rule, 4096);
+        assert_eq!(report.problems[0].kind, ProblemKind::DuplicateColumns);
+        let message = &report.problems[0].message;
+        assert!(message.contains("é…"), "{message}");
+        assert!(message.chars().count() < 500, "{message}");
     }
 
     #[test]

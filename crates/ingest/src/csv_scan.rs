@@ -21,6 +21,12 @@ use crate::problem::{ProblemKind, ProblemLog, thousands};
 /// before scanning starts).
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// The most header names kept. Every column costs memory beyond its bytes
+/// (its name's place in three lists), so a first line of 64 KiB of
+/// delimiters, 65,536 empty columns, would hold megabytes; a roster has tens
+/// of columns. Columns past this are counted, not named.
+pub(crate) const MAX_HEADER_COLUMNS: usize = 2048;
+
 /// A quoted value running over more lines than this is reported: multi-line
 /// addresses take two or three, a stray quote swallows many.
 const LONG_QUOTED_VALUE_LINES: u64 = 10;
@@ -36,15 +42,6 @@ enum State {
     /// Just after a quote inside a quoted value: a second quote is an escaped
     /// quote, a delimiter or line end closes the value.
     QuoteInQuoted,
-}
-
-/// Which byte ends lines, learned from the first line end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LineEnds {
-    /// LF or CRLF (count LF bytes).
-    Lf,
-    /// A lone CR (old Mac exports; count CR bytes).
-    Cr,
 }
 
 /// Columns that need a value in every row, and who says so.
@@ -75,10 +72,11 @@ pub(crate) struct CsvScanner {
     pending_cr: bool,
     /// The last byte seen was a line end (so the last line is `line - 1`).
     ended_with_line_end: bool,
-    line_ends: Option<LineEnds>,
     header_done: bool,
     header_line: u64,
     header_fields: Vec<Vec<u8>>,
+    /// The header has more than [`MAX_HEADER_COLUMNS`] columns.
+    header_too_wide: bool,
     header_current: Vec<u8>,
     header_bytes: usize,
     expected_columns: usize,
@@ -114,10 +112,10 @@ impl CsvScanner {
             quote_line: first_line,
             pending_cr: false,
             ended_with_line_end: false,
-            line_ends: None,
             header_done: false,
             header_line: first_line,
             header_fields: Vec::new(),
+            header_too_wide: false,
             header_current: Vec::new(),
             header_bytes: 0,
             expected_columns: 0,
@@ -139,10 +137,6 @@ impl CsvScanner {
         self.pending_cr
     }
 
-    pub(crate) fn line_ends(&self) -> LineEnds {
-        self.line_ends.unwrap_or(LineEnds::Lf)
-    }
-
     pub(crate) fn header_found(&self) -> bool {
         self.header_done
     }
@@ -151,9 +145,21 @@ impl CsvScanner {
         self.header_line
     }
 
-    /// The header's raw fields (undecoded), once found.
+    /// The header's raw fields (undecoded), once found: the first
+    /// [`MAX_HEADER_COLUMNS`] of them.
     pub(crate) fn header_fields(&self) -> &[Vec<u8>] {
         &self.header_fields
+    }
+
+    /// The header's columns, once found, all counted (see [`Self::header_too_wide`]).
+    pub(crate) fn header_columns(&self) -> usize {
+        self.expected_columns
+    }
+
+    /// Whether the header has more columns than [`MAX_HEADER_COLUMNS`], so
+    /// only the first ones were kept.
+    pub(crate) fn header_too_wide(&self) -> bool {
+        self.header_too_wide
     }
 
     /// Data rows (not the header, not blank lines).
@@ -173,9 +179,6 @@ impl CsvScanner {
             self.pending_cr = false;
             if chunk.first() == Some(&b'\n') {
                 index = 1;
-                self.line_ends.get_or_insert(LineEnds::Lf);
-            } else if !chunk.is_empty() {
-                self.line_ends.get_or_insert(LineEnds::Cr);
             }
         }
         while index < end {
@@ -270,10 +273,7 @@ impl CsvScanner {
 
     /// Ends the file: closes the last row and reports a quote left open.
     pub(crate) fn finish(&mut self, problems: &mut ProblemLog) {
-        if self.pending_cr {
-            self.pending_cr = false;
-            self.line_ends.get_or_insert(LineEnds::Cr);
-        }
+        self.pending_cr = false;
         match self.state {
             State::Quoted => {
                 let quote_line = self.quote_line;
@@ -298,18 +298,11 @@ impl CsvScanner {
     fn consume_line_end(&mut self, chunk: &[u8], index: usize) -> usize {
         self.line += 1;
         if chunk[index] == b'\n' {
-            self.line_ends.get_or_insert(LineEnds::Lf);
             return index + 1;
         }
         match chunk.get(index + 1) {
-            Some(b'\n') => {
-                self.line_ends.get_or_insert(LineEnds::Lf);
-                index + 2
-            }
-            Some(_) => {
-                self.line_ends.get_or_insert(LineEnds::Cr);
-                index + 1
-            }
+            Some(b'\n') => index + 2,
+            Some(_) => index + 1,
             None => {
                 self.pending_cr = true;
                 index + 1
@@ -342,7 +335,10 @@ impl CsvScanner {
     fn end_field_checks(&mut self, problems: &mut ProblemLog) {
         if !self.header_done {
             let field = std::mem::take(&mut self.header_current);
-            self.header_fields.push(field);
+            match self.header_fields.len() < MAX_HEADER_COLUMNS {
+                true => self.header_fields.push(field),
+                false => self.header_too_wide = true,
+            }
         } else if self.checks_values
             && !self.field_has_content
             && let Some(Some(column)) = self.value_required.get(self.field_index)
@@ -389,7 +385,7 @@ impl CsvScanner {
         let columns = self.field_index;
         self.field_index = 0;
         if !self.header_done {
-            self.finish_header();
+            self.finish_header(columns);
             return;
         }
         self.rows += 1;
@@ -411,10 +407,10 @@ impl CsvScanner {
         }
     }
 
-    fn finish_header(&mut self) {
+    fn finish_header(&mut self, columns: usize) {
         self.header_done = true;
         self.header_line = self.row_line;
-        self.expected_columns = self.header_fields.len();
+        self.expected_columns = columns;
         self.header_current = Vec::new();
         let wanted: Vec<String> = self
             .value_requirement
@@ -578,7 +574,6 @@ mod tests {
     fn lone_cr_line_ends() {
         let (scanner, problems) = scan_in_chunks(b"a,b\r1,2\r3\r", 2, &[]);
         assert_eq!(scanner.rows(), 2);
-        assert_eq!(scanner.line_ends(), LineEnds::Cr);
         assert_eq!(lines_of(&problems, ProblemKind::ColumnCount), [3]);
     }
 

@@ -49,7 +49,7 @@ pub enum ProblemKind {
     NotAscii,
     /// The rule names one character set and the file looks like another.
     CharsetMismatch,
-    /// The first line is too long to be a header.
+    /// The first line is too long to be a header, or has too many columns.
     HeaderTooLong,
     /// The header does not contain the delimiter the rule expects.
     DelimiterMismatch,
@@ -205,11 +205,13 @@ impl ProblemLog {
             })
     }
 
-    /// The listed problems in line order (problems without a line first),
-    /// followed by one summary per kind that had more than could be listed.
+    /// The listed problems in line order (problems without a line first;
+    /// on one line, in [`ProblemKind`] order, so the report never depends on
+    /// where a read ended), followed by one summary per kind that had more
+    /// than could be listed.
     pub(crate) fn into_problems(self) -> Vec<Problem> {
         let Self { mut listed, totals } = self;
-        listed.sort_by_key(|problem| problem.line.unwrap_or(0));
+        listed.sort_by_key(|problem| (problem.line.unwrap_or(0), problem.kind));
         for (kind, total) in totals {
             if total > MAX_LISTED_PER_KIND {
                 let not_listed = total - MAX_LISTED_PER_KIND;

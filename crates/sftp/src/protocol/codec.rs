@@ -205,6 +205,9 @@ pub enum DecodeError {
     },
 }
 
+/// The least room made for a read: bytes of the next packets read ahead.
+const MIN_READ: usize = 32 * 1024;
+
 /// Reads length-framed packets from the stream.
 ///
 /// `next_packet` is cancel-safe: its only await point is `read_buf`, and a
@@ -229,7 +232,7 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
             if let Some(body) = self.take_buffered()? {
                 return Ok(Some(body));
             }
-            self.buffer.reserve(self.wanted().max(32 * 1024));
+            self.make_room();
             if self.stream.read_buf(&mut self.buffer).await? == 0 {
                 return match self.buffer.is_empty() {
                     true => Ok(None),
@@ -255,6 +258,26 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         }
         self.buffer.advance(4);
         Ok(Some(self.buffer.split_to(len).freeze()))
+    }
+
+    /// Makes room for the next read when there is less than the packet being
+    /// read still needs (or than [`MIN_READ`]): room for all of the packet
+    /// and at least [`MIN_READ`], allocated exactly. `BytesMut::reserve` grows
+    /// by doubling, which took a packet at the cap to a 512 KiB buffer; this
+    /// never holds more than one packet at the cap plus [`MIN_READ`], and
+    /// moves a packet's bytes at most once.
+    fn make_room(&mut self) {
+        let need = self.wanted();
+        if self.buffer.capacity() - self.buffer.len() >= need.min(MIN_READ) {
+            return;
+        }
+        let room = need.max(MIN_READ);
+        if self.buffer.try_reclaim(room) {
+            return;
+        }
+        let mut bigger = BytesMut::with_capacity(self.buffer.len() + room);
+        bigger.extend_from_slice(&self.buffer);
+        self.buffer = bigger;
     }
 
     fn wanted(&self) -> usize {
@@ -861,5 +884,58 @@ mod tests {
             error,
             PacketError::Invalid(DecodeError::Truncated)
         ));
+    }
+
+    /// Hands out at most `step` bytes per read, as a slow network does.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let n = self.step.min(self.data.len()).min(buf.remaining());
+            buf.put_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/sftp_codec.rs): a packet at the
+    /// cap arriving a few bytes at a time made the framing buffer grow by
+    /// doubling to 512 KiB, twice the cap, when the last 32 KiB were awaited.
+    #[tokio::test]
+    async fn the_framing_buffer_never_grows_past_one_packet_at_the_cap() {
+        let path = vec![b'a'; MAX_PACKET_LEN - 9];
+        let packet = request(packet::STAT, 1, &string(&path));
+        assert_eq!(packet.len(), 4 + MAX_PACKET_LEN);
+        let one_cut = &packet[..packet.len() - 10];
+        let two_cut = [&packet[..], one_cut].concat();
+        for stream in [one_cut, &two_cut[..]] {
+            for step in [1, 7, 4096, 100_000] {
+                let mut reader = PacketReader::new(Trickle { data: stream, step });
+                // Kept, as WRITE data in flight is while the next packets are read.
+                let mut in_flight = Vec::new();
+                let end = loop {
+                    match reader.next_packet().await {
+                        Ok(Some(body)) => in_flight.push(body),
+                        other => break other,
+                    }
+                };
+                assert!(matches!(
+                    end,
+                    Err(PacketError::Invalid(DecodeError::Truncated))
+                ));
+                let capacity = reader.buffer.capacity();
+                assert!(
+                    capacity <= 4 + MAX_PACKET_LEN + MIN_READ,
+                    "reads of {step}: a {capacity}-byte buffer"
+                );
+            }
+        }
     }
 }
