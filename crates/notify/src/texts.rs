@@ -356,6 +356,7 @@ mod tests {
             decision: None,
             handed_off_at: None,
             archive_path: None,
+            handoff: None,
         }
     }
 

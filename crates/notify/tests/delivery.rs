@@ -201,7 +201,7 @@ async fn finished(store: &Store, account: &str, name: &str, rows: i64, state: Up
         .await
         .unwrap();
     store
-        .record_check(id, "00", "students.csv", rows, "report")
+        .record_check(id, Some("00"), "students.csv", rows, "report")
         .await
         .unwrap();
     let detail = match state {
