@@ -828,22 +828,28 @@ impl Env {
 
     /// `ferry host-key show`: (fingerprint, "type base64") per host key.
     pub fn host_keys(&self) -> Vec<(String, String)> {
+        // Each key is a `# type SHA256:…` comment, then its `.pub` line.
         let r = self.ferry_ok(&["host-key", "show"]);
-        let keys: Vec<(String, String)> = r
-            .stdout
-            .lines()
-            .filter_map(|line| {
-                let (fp, key) = line.split_once('\t')?;
-                let mut words = key.split_whitespace();
-                let (alg, b64) = (words.next()?, words.next()?);
-                fp.trim()
-                    .starts_with("SHA256:")
-                    .then(|| (fp.trim().to_string(), format!("{alg} {b64}")))
-            })
-            .collect();
+        let mut keys = Vec::new();
+        let mut fingerprint = None;
+        for line in r.stdout.lines() {
+            if let Some(comment) = line.strip_prefix("# ") {
+                fingerprint = comment
+                    .split_whitespace()
+                    .find(|word| word.starts_with("SHA256:"))
+                    .map(str::to_owned);
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            if let (Some(fp), Some(alg), Some(b64)) =
+                (fingerprint.take(), words.next(), words.next())
+            {
+                keys.push((fp, format!("{alg} {b64}")));
+            }
+        }
         assert!(
             !keys.is_empty(),
-            "`ferry host-key show` printed no `SHA256:…<TAB>type key` lines:\n{r}"
+            "`ferry host-key show` printed no `# type SHA256:…` comment and `.pub` line pairs:\n{r}"
         );
         keys
     }
