@@ -826,6 +826,26 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): a quoted header
+    /// name holding a CRLF lost its LF when a read ended between the CR and
+    /// the LF. (The stray quote before it makes the first-line search end the
+    /// line at that CRLF, so the scanner gets the CR and the LF in two reads.)
+    #[test]
+    fn same_report_whatever_the_chunk_size_with_a_line_end_in_a_quoted_header_name() {
+        let input = b"id,a\"b,\"first\r\nname\"\r\n1,2,3\r\n";
+        let reference = check(input, &FileRule::default(), 1 << 20);
+        assert_eq!(reference.header, ["id", "a\"b", "first\r\nname"]);
+        assert_eq!(reference.rows, 1);
+        for chunk in 1..input.len() {
+            let report = check(input, &FileRule::default(), chunk);
+            assert_eq!(
+                serde_json::to_value(&report).unwrap(),
+                serde_json::to_value(&reference).unwrap(),
+                "chunk {chunk}"
+            );
+        }
+    }
+
     /// Found by fuzzing (fuzz/fuzz_targets/csv_check.rs): when one line had
     /// a character-set problem and a row problem, their order in the report
     /// depended on where a read ended.
