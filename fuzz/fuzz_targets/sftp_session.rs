@@ -406,7 +406,7 @@ impl Sent {
     /// 2^63 (see the harness limit in the opening comment).
     fn within_harness_limits(self) -> Sent {
         let limit = |value: u64| match value {
-            v if v < 1 << 20 || v >= 1 << 63 => v,
+            v if !(1 << 20..1 << 63).contains(&v) => v,
             v => v % (1 << 20),
         };
         let limit_attrs = |attrs: &Attrs| Attrs {

@@ -144,8 +144,7 @@ fn be_u32(bytes: &[u8]) -> u32 {
 /// When a packet's length is 0 or over `max_len`: the server must never send one.
 pub fn split_replies(stream: &mut Vec<u8>, max_len: usize) -> Vec<ReplyPacket> {
     let mut packets = Vec::new();
-    loop {
-        let Some(head) = stream.get(..4) else { break };
+    while let Some(head) = stream.get(..4) {
         let len = be_u32(head) as usize;
         assert!(
             len > 0 && len <= max_len,

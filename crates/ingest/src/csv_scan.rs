@@ -179,6 +179,10 @@ impl CsvScanner {
             self.pending_cr = false;
             if chunk.first() == Some(&b'\n') {
                 index = 1;
+                // The LF of a CRLF inside a quoted header name is part of it.
+                if self.state == State::Quoted && !self.header_done {
+                    self.capture_header(b"\n");
+                }
             }
         }
         while index < end {

@@ -363,7 +363,7 @@ fn codec_seeds() -> Vec<(String, Vec<u8>)> {
     for (index, (name, packets)) in exchanges().into_iter().enumerate() {
         let selector = index as u8 % 4;
         let stream = [init.clone(), packets.concat()].concat();
-        seeds.push((format!("{name}"), [vec![selector], stream].concat()));
+        seeds.push((name.to_string(), [vec![selector], stream].concat()));
     }
     let edges: [(&str, Vec<u8>); 6] = [
         ("too-long", vec![0x00, 0x04, 0x00, 0x01, packet::STAT]),
