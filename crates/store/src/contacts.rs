@@ -10,8 +10,6 @@
 use sqlx::Row;
 
 use crate::Store;
-use crate::accounts::lock_account;
-use crate::db;
 use crate::error::{Result, StoreError};
 use crate::events::insert_audit;
 use crate::model::Actor;
@@ -108,14 +106,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Vec<String>> {
         let emails = normalise_contacts(emails)?;
-        let mut tx = self.pool.begin().await?;
-        let account_id =
-            lock_account(&mut tx, account)
-                .await?
-                .ok_or_else(|| StoreError::NoSuchAccount {
-                    name: account.to_owned(),
-                })?;
-        let now = db::now(self.backend, &mut *tx).await?;
+        let (mut tx, now, account_id) = self.begin_account_change(account).await?;
         if replace_contacts(&mut tx, account_id, &emails, now).await? {
             let detail = if emails.is_empty() {
                 "removed every contact".to_owned()

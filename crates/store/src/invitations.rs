@@ -12,7 +12,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::Store;
-use crate::accounts::lock_account;
 use crate::admins::{Admin, Role, checked_password_hash, insert_admin, new_secret, token_hash};
 use crate::contacts::valid_email;
 use crate::db;
@@ -109,14 +108,7 @@ impl Store {
             });
         }
         let secret = new_secret();
-        let mut tx = self.pool.begin().await?;
-        let account_id =
-            lock_account(&mut tx, account)
-                .await?
-                .ok_or_else(|| StoreError::NoSuchAccount {
-                    name: account.to_owned(),
-                })?;
-        let now = db::now(self.backend, &mut *tx).await?;
+        let (mut tx, now, account_id) = self.begin_account_change(account).await?;
         let id: i64 = sqlx::query(
             "INSERT INTO admin_invitations (secret_hash, account_id, email, created_by, \
              created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

@@ -319,8 +319,9 @@ impl KeyTx<'_> {
 }
 
 impl Store {
-    /// Opens a key-changing transaction: database time, account lock.
-    async fn begin_key_change(
+    /// Opens a transaction that changes one account's rows (keys, contacts,
+    /// invitations): the account locked first, then the database's time.
+    pub(crate) async fn begin_account_change(
         &self,
         account: &str,
     ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, i64, i64)> {
@@ -361,7 +362,7 @@ impl Store {
             });
         }
         check_delay(delay_ms)?;
-        let (mut tx, now, account_id) = self.begin_key_change(account).await?;
+        let (mut tx, now, account_id) = self.begin_account_change(account).await?;
         let existing = live_keys(&mut tx, account_id, now).await?;
         let plans = plan(&existing, keys);
         let would_have = counted_after(&existing, &plans);
@@ -411,7 +412,7 @@ impl Store {
             });
         }
         check_delay(delay_ms)?;
-        let (mut tx, now, account_id) = self.begin_key_change(account).await?;
+        let (mut tx, now, account_id) = self.begin_account_change(account).await?;
         let existing = live_keys(&mut tx, account_id, now).await?;
         let plans = plan(&existing, keys);
         let would_have = plans
@@ -523,7 +524,7 @@ impl Store {
         key_ref: &str,
         actor: &Actor,
     ) -> Result<KeyRecord> {
-        let (mut tx, now, account_id) = self.begin_key_change(account).await?;
+        let (mut tx, now, account_id) = self.begin_account_change(account).await?;
         let matching = matching_keys(&mut tx, account_id, key_ref, now).await?;
         let no_such = || StoreError::NoSuchKey {
             account: account.to_owned(),
@@ -621,7 +622,7 @@ impl Store {
         key_ref: &str,
         action: &'static str,
     ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, i64, i64, KeyRecord)> {
-        let (mut tx, now, account_id) = self.begin_key_change(account).await?;
+        let (mut tx, now, account_id) = self.begin_account_change(account).await?;
         let matching = matching_keys(&mut tx, account_id, key_ref, now).await?;
         if let Some(key) = matching
             .iter()

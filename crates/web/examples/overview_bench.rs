@@ -60,8 +60,8 @@ async fn seed(url: &str, now: i64) {
         ),
         format!(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {REFUSED}) \
-             INSERT INTO auth_attempts (at, account_name, client_addr, client_banner, result, reason) \
-             SELECT {now} - (i % 80000) * 1000, 'district-' || ((i % 500) + 1), '192.0.2.1:5000', \
+             INSERT INTO auth_attempts (at, last_at, account_name, client_addr, client_banner, result, reason) \
+             SELECT {now} - (i % 80000) * 1000, {now} - (i % 80000) * 1000, 'district-' || ((i % 500) + 1), '192.0.2.1:5000', \
                  'SSH-2.0-bench', 'refused', CASE WHEN i % 3 = 0 THEN 'key pending' ELSE 'key not installed' END FROM n"
         ),
         "ANALYZE".to_owned(),
