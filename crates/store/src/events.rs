@@ -131,6 +131,12 @@ impl Store {
     /// [`StoreError::Database`].
     pub async fn record_auth_attempt(&self, attempt: &NewAuthAttempt) -> Result<Recorded> {
         let source = source_of_addr(&attempt.client_addr);
+        // A refusal repeats its row or adds one: one at a time on this node,
+        // or simultaneous first refusals from one source would each add one.
+        let _one_at_a_time = match attempt.result {
+            AuthResult::Refused => Some(self.refusal_rows.lock().await),
+            _ => None,
+        };
         if attempt.result == AuthResult::Refused {
             let repeated = sqlx::query(sql(
                 self.backend,

@@ -75,6 +75,10 @@ use sqlx::AnyPool;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Held while a refused login attempt finds its row or adds one, so a
+    /// flood of simultaneous refusals from one source on this node adds one
+    /// row, not one per connection (see `record_auth_attempt`).
+    refusal_rows: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -91,7 +95,11 @@ impl Store {
     /// [`StoreError::Connect`], each naming the fix.
     pub async fn connect(url: &str) -> Result<Store> {
         let (pool, backend) = db::connect(url).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            refusal_rows: std::sync::Arc::default(),
+        })
     }
 
     /// Applies the migrations this build carries that the database lacks.
